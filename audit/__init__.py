@@ -1,0 +1,1 @@
+"""Audit events: tags, the writer, the hash chain and its verifier."""

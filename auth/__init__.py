@@ -1,0 +1,1 @@
+"""Bearer-token verification, the Principal and its role assignments."""

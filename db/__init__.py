@@ -1,0 +1,1 @@
+"""Connections, migrations, queries and bulk loading."""

@@ -1,0 +1,84 @@
+"""Finding the database: a configured server, or the embedded one.
+
+With `SOARS_DATABASE_URL` unset, the service runs an embedded PostgreSQL in
+its data directory (development and single-machine use) and stops it on exit.
+The owner DSN runs migrations and the command line's loads; the runtime DSN
+is what the service's pool connects with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from db.embedded import SOCKET_FILE, EmbeddedPostgres, EmbeddedPostgresError, _dsn
+from db.migrate import migrate
+from db.pool import with_database, with_user
+from soars.settings import Settings
+
+log = logging.getLogger("soars.db")
+
+EMBEDDED_DATABASE = "soars"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    owner_dsn: str
+    runtime_dsn: str
+    embedded: bool
+
+
+async def _ensure_database(server_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        exists = await conn.fetchval("select 1 from pg_database where datname = $1", name)
+        if not exists:
+            await conn.execute(f'create database "{name}"')
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def open_database(settings: Settings, *, migrate_now: bool) -> AsyncIterator[Database]:
+    """Yield the DSNs to use, running the embedded server meanwhile if needed."""
+    embedded: EmbeddedPostgres | None = None
+    if settings.database_url is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        try:
+            server_dsn = embedded.start()
+        except EmbeddedPostgresError:
+            # Another process (a running `soars serve`) manages the server:
+            # commands use it through its socket rather than fail.
+            socket_dir = embedded.layout.socket_dir
+            if not (socket_dir / SOCKET_FILE).exists():
+                raise
+            server_dsn, embedded = _dsn(socket_dir), None
+        await _ensure_database(server_dsn, EMBEDDED_DATABASE)
+        owner_dsn = with_database(server_dsn, EMBEDDED_DATABASE)
+    else:
+        owner_dsn = settings.database_url
+    try:
+        if migrate_now:
+            conn = await asyncpg.connect(owner_dsn)
+            try:
+                applied = await migrate(
+                    conn,
+                    owner=settings.owner_role,
+                    runtime=settings.runtime_role,
+                    runtime_password=settings.runtime_password,
+                )
+            finally:
+                await conn.close()
+            for migration in applied:
+                log.info("migration applied", extra={"version": migration.version})
+        runtime_dsn = settings.runtime_database_url or with_user(
+            owner_dsn, settings.runtime_role, settings.runtime_password
+        )
+        yield Database(owner_dsn=owner_dsn, runtime_dsn=runtime_dsn, embedded=embedded is not None)
+    finally:
+        if embedded is not None:
+            embedded.stop()

@@ -1,0 +1,167 @@
+"""Student-level record layouts, one per report type and layout version.
+
+A release carries the layout of its year. The layout names the columns of the
+file the state loads, in order, and the same columns (in the same order) are
+what a download gives back. Fields a year did not collect are absent from its
+layout: they are not in the file, not in the download, and GraphQL says so
+when asked for them.
+
+`docs/layouts.md` documents every field for coordinators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """How a field is written in a file, and checked when it is loaded."""
+
+    SSID = "ssid"  # exactly 10 digits
+    NAME = "name"  # 1-60 characters, no control characters
+    DATE = "date"  # YYYY-MM-DD, a real calendar date
+    GENDER = "gender"  # F, M or X
+    CDS = "cds"  # 14 digits, a school known to the directory
+    GROUPS = "groups"  # student group codes separated by ";", may be empty
+    FLAG = "flag"  # Y or N
+    COUNT = "count"  # a whole number from 0 to 99
+    LEVEL = "level"  # 1-4, or empty when the student has no result
+    GRADE = "grade"  # 1-12
+    CHOICE = "choice"  # one of the field's choices
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    kind: Kind
+    description: str
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # empty allowed (LEVEL is always optional)
+
+
+# Dashboard student groups used by the CCI file (2017-2024 layouts).
+STUDENT_GROUPS = (
+    "AA", "AI", "AS", "FI", "HI", "PI", "WH", "MR",
+    "EL", "SED", "SWD", "FOS", "HOM",
+)  # fmt: skip
+
+_IDENTITY = (
+    Field("ssid", Kind.SSID, "Statewide student identifier (10 digits)"),
+    Field("last_name", Kind.NAME, "Student's legal last name"),
+    Field("first_name", Kind.NAME, "Student's legal first name"),
+    Field("birth_date", Kind.DATE, "Date of birth"),
+    Field("gender", Kind.GENDER, "Gender as reported to CALPADS: F, M or X"),
+    Field("school_cds", Kind.CDS, "14-digit CDS code of the school of record"),
+)
+
+_CCI_COMMON = (
+    Field(
+        "student_groups",
+        Kind.GROUPS,
+        "Dashboard student groups, ';'-separated (AA, AI, AS, FI, HI, PI, WH, MR, "
+        "EL, SED, SWD, FOS, HOM)",
+    ),
+    Field("graduated", Kind.FLAG, "Earned a regular high school diploma in the cohort"),
+    Field("ag_complete", Kind.FLAG, "Completed the a-g course sequence (C or better)"),
+    Field(
+        "cte_pathway",
+        Kind.FLAG,
+        "Completed a CTE pathway with C- or better in the capstone course",
+    ),
+    Field("ap_exams_passed", Kind.COUNT, "AP exams with a score of 3 or higher"),
+    Field("ib_exams_passed", Kind.COUNT, "IB exams with a score of 4 or higher"),
+    Field(
+        "college_credit_semesters",
+        Kind.COUNT,
+        "Semesters of academic or CTE college credit courses passed, C- or better "
+        "(two quarters or trimesters count as one semester)",
+    ),
+)
+
+_SBAC = (
+    Field(
+        "sbac_ela_level",
+        Kind.LEVEL,
+        "Smarter Balanced ELA level in grade 11: 1 not met, 2 nearly met, 3 met, "
+        "4 exceeded; empty when not tested",
+    ),
+    Field(
+        "sbac_math_level",
+        Kind.LEVEL,
+        "Smarter Balanced mathematics level in grade 11, as for ELA",
+    ),
+)
+
+_CCI_MORE = (
+    Field("seal_of_biliteracy", Kind.FLAG, "Earned the State Seal of Biliteracy"),
+    Field(
+        "military_science_years",
+        Kind.COUNT,
+        "Years of Leadership/Military Science courses completed",
+    ),
+)
+
+_PRE_APPRENTICESHIP = (
+    Field(
+        "pre_apprenticeship",
+        Kind.CHOICE,
+        "Completed a pre-apprenticeship: REGISTERED (state-registered), "
+        "NONREGISTERED, or NONE",
+        choices=("NONE", "REGISTERED", "NONREGISTERED"),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """One version of a report type's record layout."""
+
+    name: str
+    report_type: str
+    fields: tuple[Field, ...]
+    notes: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    def has(self, column: str) -> bool:
+        return column in self.columns
+
+
+CCI_2017 = Layout(
+    "cci-2017",
+    "cci",
+    _IDENTITY + _CCI_COMMON + _SBAC + _CCI_MORE,
+    "Dashboard CCI layout used for the 2017 through 2020 cohorts.",
+)
+CCI_2021 = Layout(
+    "cci-2021",
+    "cci",
+    _IDENTITY + _CCI_COMMON + _CCI_MORE,
+    "The 2021 and 2022 releases carry no Smarter Balanced results: testing was "
+    "suspended in spring 2020 and limited in spring 2021.",
+)
+CCI_2023 = Layout(
+    "cci-2023",
+    "cci",
+    _IDENTITY + _CCI_COMMON + _SBAC + _CCI_MORE + _PRE_APPRENTICESHIP,
+    "Smarter Balanced results return; pre-apprenticeship completion is added.",
+)
+
+LAYOUTS = {layout.name: layout for layout in (CCI_2017, CCI_2021, CCI_2023)}
+
+# Every CCI column the database can hold, in storage order: the union of layouts.
+CCI_COLUMNS: tuple[str, ...] = CCI_2023.columns
+
+
+def layout_for(report_type: str, year: int) -> Layout:
+    """The layout a release of this report type and year is loaded with."""
+    if report_type == "cci":
+        if year <= 2020:
+            return CCI_2017
+        if year <= 2022:
+            return CCI_2021
+        return CCI_2023
+    raise ValueError(f"no layout is defined for report type {report_type!r}")

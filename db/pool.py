@@ -1,0 +1,49 @@
+"""The runtime connection pool and the DSNs it is built from."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+
+# Keyset pages filter by (report_id, ssid > $n). After five executions
+# PostgreSQL may switch a prepared statement to a generic plan that cannot use
+# the bound cursor value and reads every later row of the report; forcing
+# custom plans keeps each page an index range scan.
+SERVER_SETTINGS = {
+    "application_name": "soars",
+    "plan_cache_mode": "force_custom_plan",
+    # A request that stalls must not hold a chain head or a report lock for
+    # ever; the service's own statements finish in milliseconds.
+    "idle_in_transaction_session_timeout": "60000",
+}
+
+
+def with_user(dsn: str, user: str, password: str | None = None) -> str:
+    """The same server and database, reached as another role."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    credentials = quote(user, safe="")
+    if password:
+        credentials += ":" + quote(password, safe="")
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + quote(database, safe="")))
+
+
+async def create_pool(dsn: str, *, min_size: int, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings=SERVER_SETTINGS,
+        # A connection returned to the pool in the middle of a transaction
+        # (a cancelled request) is reset by asyncpg; this bounds how long a
+        # dead server can stall a request before it fails cleanly.
+        command_timeout=60,
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,186 @@
+"""GraphQL object types. Resolvers that fetch live in `resolvers/`."""
+
+from __future__ import annotations
+
+import datetime
+from enum import Enum
+from typing import Generic, TypeVar
+
+import strawberry
+
+from audit.tags import Purpose as PurposeTag
+
+Purpose = strawberry.enum(
+    PurposeTag, description="Why student records are read; kept with every disclosure."
+)
+
+
+@strawberry.enum(description="The kinds of student-level report the state releases.")
+class ReportType(Enum):
+    CCI = "cci"
+    LTEL = "ltel"
+
+
+@strawberry.enum
+class Role(Enum):
+    ACCOUNTABILITY_COORDINATOR = "accountability_coordinator"
+    DASHBOARD_COORDINATOR = "dashboard_coordinator"
+    CALPADS_COORDINATOR = "calpads_coordinator"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    STATE_ADMIN = "state_admin"
+
+
+@strawberry.enum
+class OrganizationKind(Enum):
+    STATE = "state"
+    COE = "coe"
+    LEA = "lea"
+    SCHOOL = "school"
+    CHARTER = "charter"
+
+
+@strawberry.enum
+class ReleaseStatus(Enum):
+    DRAFT = "draft"
+    LOADED = "loaded"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+
+
+@strawberry.enum
+class PrincipalKind(Enum):
+    PERSON = "person"
+    CLIENT = "client"
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Organization:
+    cds_code: str
+    name: str
+    kind: OrganizationKind
+    county: str
+
+
+@strawberry.type
+class RoleAssignment:
+    organization: Organization
+    role: Role
+    ends_on: datetime.date | None
+
+
+@strawberry.type
+class Viewer:
+    issuer: str
+    subject: str
+    kind: PrincipalKind
+    name: str | None
+    assignments: list[RoleAssignment]
+    how_to_get_access: str | None = strawberry.field(
+        description="Set when the viewer holds no role: how access is obtained."
+    )
+
+
+@strawberry.type
+class Release:
+    id: strawberry.ID
+    report_type: ReportType
+    year: int
+    layout: str
+    label: str
+    notes: str
+    status: ReleaseStatus
+    available_until: datetime.date | None
+    published_at: datetime.datetime | None
+    withdrawn_at: datetime.datetime | None
+    number: strawberry.Private[int]
+
+    @strawberry.field(description="Days left before downloads end; 0 once expired.")
+    def days_remaining(self) -> int | None:
+        if self.available_until is None:
+            return None
+        return max(0, (self.available_until - datetime.date.today()).days)
+
+
+@strawberry.type(description="One student's record in a College/Career Indicator report.")
+class CciStudent:
+    ssid: str
+    last_name: str
+    first_name: str
+    birth_date: datetime.date
+    gender: str
+    school_cds: str
+    student_groups: list[str]
+    graduated: bool
+    ag_complete: bool
+    cte_pathway: bool
+    ap_exams_passed: int
+    ib_exams_passed: int
+    college_credit_semesters: int
+    sbac_ela_level: int | None
+    sbac_math_level: int | None
+    seal_of_biliteracy: bool
+    military_science_years: int
+    pre_apprenticeship: str | None
+
+
+@strawberry.type
+class StudentConnection:
+    edges: list[Edge[CciStudent]]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(description="One organization's part of a release.")
+class Report:
+    id: strawberry.ID
+    organization: Organization
+    release: Release
+    student_count: int
+    role: strawberry.Private[str | None]
+    number: strawberry.Private[int]
+
+    @strawberry.field(
+        description="The report's students, a page at a time, ordered by SSID. "
+        "Every page read is recorded in the audit trail with its purpose."
+    )
+    async def students(
+        self,
+        info: strawberry.Info,
+        purpose: Purpose,  # type: ignore[valid-type]
+        first: int = 100,
+        after: str | None = None,
+        purpose_detail: str | None = None,
+    ) -> StudentConnection:
+        from resolvers.students import student_page
+
+        return await student_page(
+            info, self, first=first, after=after, purpose=purpose, detail=purpose_detail
+        )
+
+
+@strawberry.type
+class ReportConnection:
+    edges: list[Edge[Report]]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class ReleaseConnection:
+    edges: list[Edge[Release]]
+    page_info: PageInfo

@@ -1,0 +1,283 @@
+"""The Starlette application: GraphQL, the development issuer, health checks."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from audit.writer import Origin
+from auth.dev import DevIssuer
+from auth.errors import AuthenticationError, TokenFailure
+from auth.principal import Principal, load_assignments
+from auth.tokens import Claims, JWKSCache, TokenVerifier
+from db.bootstrap import Database, open_database
+from db.migrate import pending
+from db.pool import create_pool
+from resolvers.context import Context
+from resolvers.cursors import CursorSealer
+from schema import build_schema
+from soars.settings import Settings
+
+log = logging.getLogger("soars.app")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass
+class Services:
+    """What the running service holds: no per-user state, nothing a replica
+    would need from another replica."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    database: Database
+    http: httpx.AsyncClient
+    verifiers: dict[str, TokenVerifier]
+    cursors: CursorSealer
+    dev_issuer: DevIssuer | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def authenticate(self, authorization: str | None) -> Claims:
+        if not authorization:
+            raise AuthenticationError(TokenFailure.MISSING)
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError(TokenFailure.MALFORMED)
+        token = token.strip()
+        verifier = self.verifiers.get(_unverified_issuer(token) or "")
+        if verifier is None:
+            raise AuthenticationError(TokenFailure.BAD_ISSUER)
+        return await verifier.verify(token)
+
+    async def principal(self, claims: Claims) -> Principal:
+        assignments = await load_assignments(self.pool, claims.issuer, claims.subject)
+        return Principal(
+            issuer=claims.issuer,
+            subject=claims.subject,
+            client_id=claims.client_id,
+            is_client=claims.is_client,
+            name=claims.name,
+            assignments=assignments,
+        )
+
+
+def _unverified_issuer(token: str) -> str | None:
+    # Only picks which issuer's keys to verify with; the verifier then checks
+    # the signature and that `iss` equals that issuer exactly.
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
+def origin_of(request: Request) -> Origin:
+    supplied = request.headers.get("x-request-id", "")
+    request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    return Origin(
+        request_id=request_id,
+        trace_id=None,
+        client_addr=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def unauthenticated(error: AuthenticationError) -> JSONResponse:
+    return JSONResponse(
+        {
+            "data": None,
+            "errors": [
+                {
+                    "message": str(error),
+                    "extensions": {"code": "UNAUTHENTICATED", "reason": error.reason.value},
+                }
+            ],
+        },
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+class SoarsGraphQL(GraphQL[Context, None]):
+    def __init__(self, services: Services) -> None:
+        super().__init__(
+            build_schema(),
+            graphql_ide="graphiql" if services.settings.graphiql else None,
+            allow_queries_via_get=False,
+            multipart_uploads_enabled=False,
+        )
+        self.services = services
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        claims: Claims | None = request.scope.get("state", {}).get("claims")
+        principal = await self.services.principal(claims) if claims else None
+        return Context(
+            request=request,
+            response=response,
+            pool=self.services.pool,
+            settings=self.services.settings,
+            cursors=self.services.cursors,
+            principal=principal,
+            origin=origin_of(request),
+        )
+
+
+class GraphQLEndpoint:
+    """Authenticates the bearer token before any GraphQL work is done."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.graphql = SoarsGraphQL(services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        authorization = request.headers.get("authorization")
+        if request.method == "GET" and not authorization:
+            await self.graphql(scope, receive, send)  # the GraphiQL page, if on
+            return
+        try:
+            claims = await self.services.authenticate(authorization)
+        except AuthenticationError as error:
+            await unauthenticated(error)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["claims"] = claims
+        await self.graphql(scope, receive, send)
+
+
+def _secret(settings: Settings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    # Development only (production refuses to start without a secret): one
+    # per data directory, so replicas sharing it agree on cursors.
+    path = settings.data_dir / "secret-key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def dev_issuer_for(settings: Settings) -> DevIssuer:
+    return DevIssuer(
+        settings.data_dir / "dev-issuer" / "signing-key.json",
+        issuer=settings.dev_issuer,
+        audience=settings.audience,
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    services_box: dict[str, Services] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_database(settings, migrate_now=settings.is_development) as database:
+            pool = await create_pool(
+                database.runtime_dsn, min_size=settings.pool_min, max_size=settings.pool_max
+            )
+            http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+            try:
+                services = Services(
+                    settings=settings,
+                    pool=pool,
+                    database=database,
+                    http=http,
+                    verifiers={},
+                    cursors=CursorSealer(_secret(settings)),
+                )
+                for issuer in settings.issuers:
+                    jwks = JWKSCache(
+                        issuer.jwks_url,
+                        http=http,
+                        min_refetch_interval=settings.jwks_refetch_interval,
+                        max_stale=settings.jwks_max_stale,
+                    )
+                    services.verifiers[issuer.issuer] = TokenVerifier(
+                        issuer=issuer.issuer,
+                        audience=settings.audience,
+                        jwks=jwks,
+                        leeway=settings.token_leeway,
+                    )
+                if settings.is_development:
+                    services.dev_issuer = dev_issuer_for(settings)
+                    jwks = JWKSCache(
+                        settings.dev_issuer + "/.well-known/jwks.json",
+                        http=http,
+                        min_refetch_interval=settings.jwks_refetch_interval,
+                        max_stale=settings.jwks_max_stale,
+                    )
+                    services.verifiers[settings.dev_issuer] = TokenVerifier(
+                        issuer=settings.dev_issuer,
+                        audience=settings.audience,
+                        jwks=jwks,
+                        leeway=settings.token_leeway,
+                    )
+                services_box["services"] = services
+                app.state.services = services
+                graphql.inner = GraphQLEndpoint(services)
+                yield
+            finally:
+                await http.aclose()
+                await pool.close()
+
+    class _Deferred:
+        inner: GraphQLEndpoint | None = None
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            assert self.inner is not None, "the service has not started"
+            await self.inner(scope, receive, send)
+
+    graphql = _Deferred()
+
+    async def dev_jwks(request: Request) -> Response:
+        services = services_box["services"]
+        if services.dev_issuer is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return JSONResponse(services.dev_issuer.jwks())
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        services = services_box.get("services")
+        problems = []
+        if services is None:
+            problems.append("starting")
+        else:
+            try:
+                async with services.pool.acquire() as conn:
+                    if await pending(conn):
+                        problems.append("migrations pending: run `soars db migrate`")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                problems.append("database unreachable")
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, 503)
+        return JSONResponse({"status": "ready"})
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    if settings.is_development:
+        routes.append(Route("/dev/.well-known/jwks.json", dev_jwks))
+    return Starlette(routes=routes, lifespan=lifespan)

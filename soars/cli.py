@@ -1,0 +1,531 @@
+"""The `soars` command line.
+
+Commands that change data connect as the owner role (the migration login);
+the service itself connects as the runtime role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from soars.settings import Settings, SettingsError, load_settings
+
+EPILOG_EXAMPLES = """\
+examples:
+  soars db migrate
+  soars orgs load ../shared/data/cde/pubschls_2018-06-26.txt \\
+                  ../shared/data/cde/graddownload2019.txt
+  soars sample cci --out cci-2019.csv
+  soars releases load --type cci --year 2019 cci-2019.csv
+  soars releases publish 1 --until 2027-06-30
+  soars roles grant --subject alice --org 19647330000000 --role accountability_coordinator
+  soars dev token --subject alice
+  soars serve
+"""
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can fix; printed without a traceback."""
+
+
+async def _with_owner(
+    settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[Any]]
+) -> Any:
+    from db.bootstrap import open_database
+
+    async with open_database(settings, migrate_now=True) as database:
+        conn = await asyncpg.connect(database.owner_dsn)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+
+# -- db ---------------------------------------------------------------------
+
+
+def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from db.bootstrap import open_database
+
+    async def run() -> None:
+        async with open_database(settings, migrate_now=True):
+            pass
+
+    asyncio.run(run())
+    _print("migrations are current")
+
+
+# -- orgs -------------------------------------------------------------------
+
+
+def cmd_orgs_load(settings: Settings, args: argparse.Namespace) -> None:
+    from db.organizations import load_organizations
+
+    async def work(conn: asyncpg.Connection) -> None:
+        for path in args.paths:
+            summary = await load_organizations(conn, Path(path))
+            _print(
+                f"{path}: {summary.read} records read, {summary.inserted} added, "
+                f"{summary.updated} updated, {summary.kept} kept from the directory"
+            )
+
+    asyncio.run(_with_owner(settings, work))
+
+
+# -- sample -----------------------------------------------------------------
+
+
+def _grad_file(settings: Settings, given: str | None) -> Path:
+    path = Path(given) if given else settings.cde_data / "graddownload2019.txt"
+    if not path.exists():
+        raise CommandError(
+            f"{path} not found: pass --grad PATH or set SOARS_CDE_DATA to the folder "
+            "holding graddownload2019.txt"
+        )
+    return path
+
+
+def cmd_sample_cci(settings: Settings, args: argparse.Namespace) -> None:
+    from db.samples import write_cci_sample
+
+    grad = _grad_file(settings, args.grad)
+    out = Path(args.out)
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        stats = write_cci_sample(grad, handle, seed=args.seed, year=args.year)
+    _print(f"{out}: {stats.students} students in {stats.schools} schools (seed {args.seed})")
+
+
+# -- releases ---------------------------------------------------------------
+
+
+def cmd_releases_load(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.tags import Action, Outcome
+    from audit.writer import SYSTEM, record
+    from db.releases import create_release, load_release_file
+
+    path = Path(args.file)
+
+    async def work(conn: asyncpg.Connection) -> None:
+        release_id = args.release
+        if release_id is None:
+            release_id = await create_release(
+                conn, report_type=args.type, year=args.year, label=args.label
+            )
+            _print(f"release {release_id} created ({args.type.upper()} {args.year})")
+        try:
+            summary = await load_release_file(conn, release_id, path)
+        except Exception:
+            if args.release is None:
+                await conn.execute(
+                    "delete from releases where id = $1 and status = 'draft'", release_id
+                )
+            raise
+        await record(
+            conn,
+            action=Action.RELEASE_LOADED,
+            outcome=Outcome.GRANTED,
+            actor=SYSTEM,
+            release_id=release_id,
+            student_count=summary.rows,
+            detail={"file": path.name, "reports": summary.reports},
+        )
+        rate = summary.rows / summary.seconds if summary.seconds else 0
+        _print(
+            f"release {release_id}: {summary.rows} students in {summary.reports} reports "
+            f"loaded in {summary.seconds:.1f} s ({rate:,.0f} rows/s)"
+        )
+
+    asyncio.run(_with_owner(settings, work))
+
+
+def cmd_releases_publish(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.tags import Action, Outcome
+    from audit.writer import SYSTEM, record
+    from db.releases import publish
+
+    until = _date(args.until, "--until")
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await publish(conn, args.id, until)
+        await record(
+            conn,
+            action=Action.RELEASE_PUBLISHED,
+            outcome=Outcome.GRANTED,
+            actor=SYSTEM,
+            release_id=args.id,
+            detail={"available_until": until.isoformat()},
+        )
+        _print(f"release {args.id} is published until {until.isoformat()}")
+
+    asyncio.run(_with_owner(settings, work))
+
+
+def cmd_releases_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(conn: asyncpg.Connection) -> None:
+        rows = await conn.fetch(
+            "select id, report_type, year, layout, status, available_until, rows_loaded, "
+            "(select count(*) from reports r where r.release_id = releases.id) as reports "
+            "from releases order by id"
+        )
+        for row in rows:
+            _print(
+                f"{row['id']:>4}  {row['report_type'].upper():<4} {row['year']}  "
+                f"{row['layout']:<9} {row['status']:<9} until {row['available_until'] or '-'}"
+                f"  {row['rows_loaded'] or 0} students, {row['reports']} reports"
+            )
+
+    asyncio.run(_with_owner(settings, work))
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+# -- roles ------------------------------------------------------------------
+
+
+def _issuer(settings: Settings, given: str | None) -> str:
+    if given:
+        return given
+    if settings.issuers:
+        return settings.issuers[0].issuer
+    return settings.dev_issuer
+
+
+def cmd_roles_grant(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.tags import Action, Outcome
+    from audit.writer import SYSTEM, record
+    from db.roles import grant
+
+    issuer = _issuer(settings, args.issuer)
+    ends_on = _date(args.until, "--until") if args.until else None
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await grant(
+            conn,
+            issuer=issuer,
+            subject=args.subject,
+            org_cds=args.org,
+            role=args.role,
+            granted_by="soars-cli",
+            ends_on=ends_on,
+        )
+        await record(
+            conn,
+            action=Action.ROLE_GRANTED,
+            outcome=Outcome.GRANTED,
+            actor=SYSTEM,
+            org_cds=args.org,
+            detail={"issuer": issuer, "subject": args.subject, "role": args.role},
+        )
+        _print(f"{args.subject} is {args.role} of {args.org} (issuer {issuer})")
+
+    asyncio.run(_with_owner(settings, work))
+
+
+def cmd_roles_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.tags import Action, Outcome
+    from audit.writer import SYSTEM, record
+    from db.roles import revoke
+
+    issuer = _issuer(settings, args.issuer)
+
+    async def work(conn: asyncpg.Connection) -> None:
+        count = await revoke(
+            conn,
+            issuer=issuer,
+            subject=args.subject,
+            org_cds=args.org,
+            role=args.role,
+            revoked_by="soars-cli",
+        )
+        if not count:
+            raise CommandError(f"{args.subject} holds no active {args.role} at {args.org}")
+        await record(
+            conn,
+            action=Action.ROLE_REVOKED,
+            outcome=Outcome.GRANTED,
+            actor=SYSTEM,
+            org_cds=args.org,
+            detail={"issuer": issuer, "subject": args.subject, "role": args.role},
+        )
+        _print(f"revoked {args.role} of {args.subject} at {args.org}")
+
+    asyncio.run(_with_owner(settings, work))
+
+
+# -- audit ------------------------------------------------------------------
+
+
+def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.chain import export_events
+
+    async def work(conn: asyncpg.Connection) -> None:
+        async for line in export_events(conn, org_cds=args.org):
+            sys.stdout.write(line + "\n")
+
+    asyncio.run(_with_owner(settings, work))
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.chain import verify_database
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        report = await verify_database(conn)
+        for line in report.lines():
+            _print(line)
+        return report.ok
+
+    if not asyncio.run(_with_owner(settings, work)):
+        raise SystemExit(1)
+
+
+# -- dev --------------------------------------------------------------------
+
+
+def cmd_dev_token(settings: Settings, args: argparse.Namespace) -> None:
+    from soars.app import dev_issuer_for
+
+    if not settings.is_development:
+        raise CommandError("development tokens are refused in production mode")
+    issuer = dev_issuer_for(settings)
+    _print(issuer.mint(args.subject, ttl=args.ttl, client=args.client, name=args.name))
+
+
+def cmd_dev_setup(settings: Settings, args: argparse.Namespace) -> None:
+    from soars.devdata import set_up_sample_data
+
+    if not settings.is_development:
+        raise CommandError("`soars dev setup` is for development mode only")
+    asyncio.run(_with_owner(settings, lambda conn: set_up_sample_data(conn, settings, _print)))
+
+
+# -- serve ------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from soars.app import create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if (host, port) != (settings.host, settings.port) and not os.environ.get(
+        "SOARS_PUBLIC_URL"
+    ):
+        settings = dataclasses.replace(
+            settings, host=host, port=port, public_url=f"http://{host}:{port}"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,  # request lines can carry ids; the app logs what it needs
+        proxy_headers=False,
+        ws="none",
+        lifespan="on",
+    )
+
+
+# -- parser -----------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soars",
+        description="SOARS: student-level accountability files for LEAs and charter "
+        "schools, every access audited.",
+        epilog=EPILOG_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        parent: Any, name: str, help: str, example: str
+    ) -> argparse.ArgumentParser:
+        return parent.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    serve = command(sub, "serve", "Run the service (GraphQL at /graphql).", "soars serve --port 8000")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(run=cmd_serve)
+
+    db = sub.add_parser("db", help="Database commands.").add_subparsers(dest="db", required=True)
+    command(db, "migrate", "Apply the SQL migrations not yet applied.", "soars db migrate").set_defaults(
+        run=cmd_db_migrate
+    )
+
+    orgs = sub.add_parser("orgs", help="Organizations.").add_subparsers(dest="orgs", required=True)
+    load = command(
+        orgs,
+        "load",
+        "Load LEAs, schools, charter schools and county offices from the CDE "
+        "directory file (and fill gaps from a Dashboard file). Idempotent.",
+        "soars orgs load pubschls.txt graddownload2019.txt",
+    )
+    load.add_argument("paths", nargs="+", metavar="PATH")
+    load.set_defaults(run=cmd_orgs_load)
+
+    sample = sub.add_parser("sample", help="Generate sample files.").add_subparsers(
+        dest="sample", required=True
+    )
+    cci = command(
+        sample,
+        "cci",
+        "Write a made-up CCI student file whose per-school cohort sizes and group "
+        "counts match the public 2019 graduation indicator file.",
+        "soars sample cci --seed 7 --out cci-2019.csv",
+    )
+    cci.add_argument("--grad", help="graddownload2019.txt (default: in SOARS_CDE_DATA)")
+    cci.add_argument("--seed", type=int, default=2019)
+    cci.add_argument("--year", type=int, default=2019)
+    cci.add_argument("--out", required=True)
+    cci.set_defaults(run=cmd_sample_cci)
+
+    releases = sub.add_parser("releases", help="Releases.").add_subparsers(
+        dest="releases", required=True
+    )
+    rload = command(
+        releases,
+        "load",
+        "Load a student file into a new release (or a draft given by --release), "
+        "one report per LEA and charter school, all or nothing.",
+        "soars releases load --type cci --year 2019 cci-2019.csv",
+    )
+    rload.add_argument("--type", choices=["cci", "ltel"], default="cci")
+    rload.add_argument("--year", type=int, default=2019)
+    rload.add_argument("--label")
+    rload.add_argument("--release", type=int, help="load into this existing draft release")
+    rload.add_argument("file")
+    rload.set_defaults(run=cmd_releases_load)
+    pub = command(
+        releases,
+        "publish",
+        "Make a loaded release visible to coordinators until a date.",
+        "soars releases publish 1 --until 2027-06-30",
+    )
+    pub.add_argument("id", type=int)
+    pub.add_argument("--until", required=True)
+    pub.set_defaults(run=cmd_releases_publish)
+    command(releases, "list", "List releases.", "soars releases list").set_defaults(
+        run=cmd_releases_list
+    )
+
+    roles = sub.add_parser("roles", help="Role assignments.").add_subparsers(
+        dest="roles", required=True
+    )
+    for name, runner, text in (
+        ("grant", cmd_roles_grant, "Give a principal a role at an organization."),
+        ("revoke", cmd_roles_revoke, "End a principal's role at an organization."),
+    ):
+        p = command(
+            roles,
+            name,
+            text,
+            f"soars roles {name} --subject alice --org 19647330000000 "
+            "--role accountability_coordinator",
+        )
+        p.add_argument("--subject", required=True)
+        p.add_argument("--org", required=True, metavar="CDS")
+        p.add_argument("--role", required=True)
+        p.add_argument("--issuer", help="the token issuer (default: the configured one)")
+        if name == "grant":
+            p.add_argument("--until", help="last day of the assignment, YYYY-MM-DD")
+        p.set_defaults(run=runner)
+
+    audit = sub.add_parser("audit", help="The audit trail.").add_subparsers(
+        dest="audit", required=True
+    )
+    export = command(
+        audit,
+        "export",
+        "Print audit events as JSON lines, oldest first (one organization's chain "
+        "with --org).",
+        "soars audit export --org 19647330000000 > lausd-audit.jsonl",
+    )
+    export.add_argument("--org", metavar="CDS")
+    export.set_defaults(run=cmd_audit_export)
+    command(
+        audit,
+        "verify",
+        "Recompute every hash chain; name the first bad event of each; exit 1 if any.",
+        "soars audit verify",
+    ).set_defaults(run=cmd_audit_verify)
+
+    dev = sub.add_parser("dev", help="Development mode helpers.").add_subparsers(
+        dest="dev", required=True
+    )
+    token = command(
+        dev,
+        "token",
+        "Print an access token from the development issuer (refused in production).",
+        "soars dev token --subject alice",
+    )
+    token.add_argument("--subject", required=True)
+    token.add_argument("--ttl", type=int, default=3600)
+    token.add_argument("--client", action="store_true", help="a machine client's token")
+    token.add_argument("--name")
+    token.set_defaults(run=cmd_dev_token)
+    command(
+        dev,
+        "setup",
+        "Load the real directory, a sample CCI release and demo users (idempotent).",
+        "soars dev setup",
+    ).set_defaults(run=cmd_dev_setup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        args.run(settings, args)
+    except SettingsError as error:
+        sys.exit(f"soars: configuration error: {error}")
+    except CommandError as error:
+        sys.exit(f"soars: {error}")
+    except Exception as error:  # noqa: BLE001 - user-facing errors only below
+        from db.errors import LoadError
+        from db.releases import ReleaseError
+        from db.roles import RoleError
+
+        if isinstance(error, LoadError | ReleaseError | RoleError):
+            sys.exit(f"soars: {error}")
+        if isinstance(error, asyncpg.PostgresError):
+            # The server's message and detail can quote row values (student
+            # data); only the kind of failure is shown.
+            sys.exit(
+                f"soars: the database refused the operation ({type(error).__name__}, "
+                f"SQLSTATE {error.sqlstate}); nothing of it was kept"
+            )
+        raise
+
+
+if __name__ == "__main__":
+    main()
