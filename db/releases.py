@@ -163,8 +163,8 @@ _COPY_LINE = re.compile(r"line (\d+)(?:, column (\w+))?")
 def _copy_error(path: Path, exc: asyncpg.PostgresError) -> LoadError:
     # PostgreSQL's COPY context names the line and sometimes the column; its
     # message may quote the offending data, so only our own words are kept.
-    where = getattr(exc, "where", None) or ""
-    match = _COPY_LINE.search(where)
+    where = getattr(exc, "context", None) or getattr(exc, "where", None) or ""
+    match = _COPY_LINE.search(str(where))
     line = int(match[1]) if match else 0
     column = match[2] if match and match[2] else None
     message = str(getattr(exc, "message", "")) or type(exc).__name__
