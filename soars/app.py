@@ -62,7 +62,10 @@ class Services:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError(TokenFailure.MALFORMED)
         token = token.strip()
-        verifier = self.verifiers.get(_unverified_issuer(token) or "")
+        claimed = _unverified_issuer(token)
+        if claimed is None:
+            raise AuthenticationError(TokenFailure.MALFORMED)
+        verifier = self.verifiers.get(claimed)
         if verifier is None:
             raise AuthenticationError(TokenFailure.BAD_ISSUER)
         return await verifier.verify(token)

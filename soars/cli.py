@@ -318,6 +318,12 @@ def cmd_dev_setup(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(_with_owner(settings, lambda conn: set_up_sample_data(conn, settings, _print)))
 
 
+def cmd_schema_print(settings: Settings, args: argparse.Namespace) -> None:
+    from schema import build_schema
+
+    _print(build_schema().as_str().strip())
+
+
 # -- serve ------------------------------------------------------------------
 
 
@@ -476,6 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Recompute every hash chain; name the first bad event of each; exit 1 if any.",
         "soars audit verify",
     ).set_defaults(run=cmd_audit_verify)
+
+    schema = sub.add_parser("schema", help="The GraphQL schema.").add_subparsers(
+        dest="schema", required=True
+    )
+    command(
+        schema, "print", "Print the GraphQL SDL.", "soars schema print > schema.graphql"
+    ).set_defaults(run=cmd_schema_print)
 
     dev = sub.add_parser("dev", help="Development mode helpers.").add_subparsers(
         dest="dev", required=True
