@@ -1,4 +1,8 @@
-"""The root Query type and the schema built from it."""
+"""The root types and the schema built from them.
+
+Each area defines its own query and mutation fields as a small strawberry type
+in its own module; the roots merge them here, one line per area.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.tools import merge_types
 
 from resolvers.releases import list_releases
 from resolvers.reports import get_report, list_reports
@@ -15,7 +20,7 @@ from schema.errors import StableErrors
 
 
 @strawberry.type
-class Query:
+class ReportQueries:
     @strawberry.field(description="The signed-in principal and its role assignments.")
     def viewer(self, info: strawberry.Info) -> t.Viewer:
         return viewer(info)
@@ -50,6 +55,13 @@ class Query:
         return await get_report(info, id)
 
 
+QUERY_PARTS: tuple[type, ...] = (ReportQueries,)
+MUTATION_PARTS: tuple[type, ...] = ()
+
+Query = merge_types("Query", QUERY_PARTS)
+Mutation = merge_types("Mutation", MUTATION_PARTS) if MUTATION_PARTS else None
+
+
 class Schema(strawberry.Schema):
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         # strawberry's default logs each error with its traceback and message;
@@ -63,5 +75,6 @@ def build_schema(
 ) -> strawberry.Schema:
     return Schema(
         query=Query,
+        mutation=Mutation,
         extensions=[StableErrors, *(extensions or [])],
     )

@@ -1,0 +1,1 @@
+"""Benchmarks: product figures beside baselines measured in the same run."""

@@ -1,0 +1,55 @@
+"""`make bench`: every benchmark, one table of product figures beside baselines."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from bench import main_job
+from bench.common import (
+    BenchContext,
+    Report,
+    Service,
+    bench_database,
+    load_statewide,
+    postgres_server,
+    sample_file,
+)
+
+# Each step is an async function of the context; areas add theirs here.
+STEPS = [main_job.bench_load, main_job.bench_page]
+
+
+async def run_all(server_dsn: str) -> Report:
+    report = Report()
+    async with bench_database(server_dsn) as db:
+        owner = await asyncpg.connect(db.owner_dsn)
+        try:
+            release = await load_statewide(owner)
+        finally:
+            await owner.close()
+        with tempfile.TemporaryDirectory(prefix="soars-bench-") as folder:
+            with Service(db, Path(folder)) as service:
+                ctx = BenchContext(db=db, service=service, release=release, report=report)
+                for step in STEPS:
+                    print(f"- {step.__module__}.{step.__name__}", flush=True)
+                    await step(ctx)
+    return report
+
+
+def main() -> None:
+    started = time.monotonic()
+    print("preparing the statewide sample ...", flush=True)
+    sample_file()
+    with postgres_server() as server_dsn:
+        report = asyncio.run(run_all(server_dsn))
+    report.print()
+    print(f"\n(total {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
