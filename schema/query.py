@@ -17,6 +17,7 @@ from resolvers.reports import get_report, list_reports
 from resolvers.viewer import viewer
 from schema import types as t
 from schema.errors import StableErrors
+from schema.execution import PlainFieldExecutionContext
 
 
 @strawberry.type
@@ -77,4 +78,5 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         extensions=[StableErrors, *(extensions or [])],
+        execution_context_class=PlainFieldExecutionContext,
     )
