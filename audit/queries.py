@@ -1,0 +1,158 @@
+"""The compliance officer's queries over the audit trail, scoped in SQL.
+
+A compliance officer's scope comes from role_assignments in the same
+statement: an assignment at an LEA or charter school shows the events whose
+organization is that one; an assignment at the state (00000000000000) shows
+every event, those without an organization included. Events of other
+organizations are never read, so nothing is filtered after the fact.
+
+Every query takes $1 issuer and $2 subject of the caller. The pool forces
+custom plans (db/pool.py), so the `($n is null or ...)` filters fold away
+and each query plans for the filters actually given.
+"""
+
+from __future__ import annotations
+
+from audit.tags import Action
+from db.layouts import LAYOUTS
+
+STATE = "00000000000000"
+
+# What discloses a student's record: a page read names the student's SSID; a
+# whole-file download that started names only its report (a file holds up to
+# tens of thousands of students), and discloses every student in it.
+PAGE_DISCLOSURES = (Action.REPORT_STUDENTS_READ.value,)
+# Written into the SQL (and the partial index of migration 0004) as a literal,
+# so that the planner sees the index's exact predicate.
+FILE_DISCLOSURE = Action.REPORT_DOWNLOAD_STARTED.value
+
+_OFFICER = f"""
+officer as materialized (
+    select ra.org_cds from role_assignments ra
+    where ra.issuer = $1 and ra.subject = $2 and ra.role = 'compliance_officer'
+      and ra.revoked_at is null
+      and (ra.ends_on is null or ra.ends_on >= current_date)
+),
+statewide as materialized (
+    select exists (select 1 from officer where org_cds = '{STATE}') as yes
+)
+"""
+
+_COLUMNS = """
+e.id, e.occurred_at, e.action, e.outcome, e.actor_issuer, e.actor_subject,
+e.actor_kind, e.actor_role, e.org_cds, e.purpose, e.purpose_detail,
+e.release_id, e.report_id, e.student_count, e.request_id, e.trace_id,
+e.client_addr, e.user_agent, e.detail, e.chain_org, e.seq, e.prev_hash, e.hash
+"""
+
+_FILTERS = """
+  and ($3::timestamptz is null or e.occurred_at >= $3)
+  and ($4::timestamptz is null or e.occurred_at < $4)
+  and ($5::text is null or e.actor_issuer = $5)
+  and ($6::text is null or e.actor_subject = $6)
+  and ($7::text is null or e.org_cds = $7)
+  and ($8::text[] is null or e.action = any($8))
+  and ($9::text is null or e.outcome = $9)
+  and ($10::bigint is null or e.report_id = $10)
+  and ($11::bigint is null or e.release_id = $11)
+  and ($12::text is null or e.ssids @> array[$12]::text[])
+  and ($13::timestamptz is null or (e.occurred_at, e.id) < ($13, $14::bigint))
+"""
+
+# Newest first. Two branches, one of which the statewide flag switches off
+# before it runs: a statewide officer reads the trail in time order; an LEA
+# officer reads each of their organizations' events in time order through
+# (org_cds, occurred_at), and never walks past other organizations' events.
+# Each branch is cut to the page size before they are merged.
+EVENTS = f"""
+with {_OFFICER}
+select p.*, o.name as org_name, o.kind as org_kind, o.county as org_county
+from (
+    (select {_COLUMNS} from audit_events e
+     where (select yes from statewide) {_FILTERS}
+     order by e.occurred_at desc, e.id desc limit $15)
+    union all
+    (select mine.* from officer cross join lateral (
+        select {_COLUMNS} from audit_events e
+        where not (select yes from statewide)
+          and e.org_cds = officer.org_cds {_FILTERS}
+        order by e.occurred_at desc, e.id desc limit $15
+     ) mine)
+    order by occurred_at desc, id desc limit $15
+) p
+left join organizations o on o.cds_code = p.org_cds
+order by p.occurred_at desc, p.id desc
+"""
+
+# The SSIDs of events already returned to this caller, re-scoped.
+EVENT_SSIDS = f"""
+with {_OFFICER}
+select e.id, e.ssids from audit_events e
+where e.id = any($3::bigint[])
+  and ((select yes from statewide)
+       or e.org_cds = any(array(select org_cds from officer)))
+"""
+
+
+def _membership() -> str:
+    tables = sorted({f"{layout.report_type}_students" for layout in LAYOUTS.values()})
+    return " or ".join(
+        f"exists (select 1 from {table} s where s.report_id = r.id "
+        "and s.ssid = $3 limit 1)"
+        for table in tables
+    )
+
+
+# Every disclosure of one student ($3), newest first, in two branches each cut
+# to the page size before they are merged: page reads that named the SSID
+# (the GIN index on ssids), and whole-file downloads of the reports the
+# student is in, newest first per report (the partial index of downloads by
+# report and time), so a report downloaded every night adds at most a page of
+# rows. Download events carry no SSIDs; the student's reports are found with
+# one probe of the download index and one of the student table's primary key
+# per report in scope (a few milliseconds for a statewide release), since an
+# SSID index on the student table would slow every load.
+# TODO(#9): an SSID-to-report index once releases accumulate over the years.
+_SCOPE = """((select yes from statewide)
+       or e.org_cds = any(array(select org_cds from officer)))"""
+_AFTER = "($5::timestamptz is null or (e.occurred_at, e.id) < ($5, $6::bigint))"
+
+DISCLOSURES = f"""
+with {_OFFICER},
+member_of as (
+    select r.id from reports r
+    where ((select yes from statewide)
+           or r.org_cds = any(array(select org_cds from officer)))
+      and exists (
+          select 1 from audit_events d
+          where d.report_id = r.id and d.action = '{FILE_DISCLOSURE}'
+            and d.outcome = 'granted'
+          limit 1)
+      and ({_membership()})
+)
+select p.*, o.name as org_name, o.kind as org_kind, o.county as org_county
+from (
+    (select {_COLUMNS} from audit_events e
+     where e.ssids @> array[$3]::text[] and e.action = any($4::text[])
+       and e.outcome = 'granted' and {_SCOPE} and {_AFTER}
+     order by e.occurred_at desc, e.id desc limit $7)
+    union all
+    (select downloads.* from member_of m cross join lateral (
+        select {_COLUMNS} from audit_events e
+        where e.report_id = m.id and e.action = '{FILE_DISCLOSURE}'
+          and e.outcome = 'granted' and {_SCOPE} and {_AFTER}
+        order by e.occurred_at desc, e.id desc limit $7
+     ) downloads)
+    order by occurred_at desc, id desc limit $7
+) p
+left join organizations o on o.cds_code = p.org_cds
+order by p.occurred_at desc, p.id desc
+"""
+
+
+# The organizations whose trail the caller may read: the audit of a read of
+# the trail goes to each of them.
+OFFICER_ORGS = f"""
+with {_OFFICER}
+select org_cds from officer order by org_cds
+"""
