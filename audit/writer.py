@@ -14,8 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from opentelemetry import metrics
 
 from audit.tags import Action, ActorKind, Outcome, Purpose
+
+# Labels are the action tag and the outcome (or "not_stored"): both enumerations.
+_EVENTS = metrics.get_meter("soars.audit").create_counter(
+    "soars.audit.events",
+    unit="{event}",
+    description="Audit events written, by action and outcome; not_stored when the "
+    "insert failed.",
+)
 
 
 class AuditWriteError(Exception):
@@ -95,6 +104,15 @@ async def record(
             user_agent,
             json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":")),
         )
-    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+    except (
+        asyncpg.PostgresError,
+        OSError,
+        asyncpg.InterfaceError,
+        # A pooled connection the server has just ended can fail this way
+        # before asyncpg notices (MagicStack/asyncpg#1069): not stored either.
+        asyncpg.exceptions.InternalClientError,
+    ) as exc:
+        _EVENTS.add(1, {"audit.action": action.value, "audit.outcome": "not_stored"})
         raise AuditWriteError(f"audit event {action.value} was not stored") from exc
+    _EVENTS.add(1, {"audit.action": action.value, "audit.outcome": outcome.value})
     return event_id

@@ -215,6 +215,29 @@ class JWKSCache:
             raise AuthenticationError(TokenFailure.UNKNOWN_KEY)
         return key
 
+    @property
+    def loaded(self) -> bool:
+        """Whether keys recent enough to verify with are held; never fetches."""
+        return (
+            self._keys is not None
+            and self._clock() - self._fetched_at <= self._max_stale
+        )
+
+    async def refresh(self) -> bool:
+        """Fetch the key set unless one is fresh or an attempt was just made.
+
+        For start-up and readiness checks: the same rate limit as token
+        verification applies, so a probe polling every second cannot turn a
+        failing issuer into a flood. Returns ``loaded`` afterwards.
+        """
+        if self._clock() - self._fetched_at >= self._ttl:
+            async with self._lock:
+                now = self._clock()
+                stale = now - self._fetched_at >= self._ttl
+                if stale and self._may_attempt(now):
+                    await self._fetch(now)
+        return self.loaded
+
     def _wants_fetch(self, kid: str | None, now: float) -> bool:
         expired = now - self._fetched_at >= self._ttl
         return expired or self._find(kid) is None
@@ -371,6 +394,11 @@ class TokenVerifier:
         self._leeway = leeway
         self._algorithms = frozenset(algorithms)
         self._registry = _signature_registry(self._algorithms)
+
+    @property
+    def jwks(self) -> JWKSCache:
+        """The issuer's key set this verifier uses (for readiness checks)."""
+        return self._jwks
 
     async def verify(self, token: str) -> Claims:
         """Verify ``token`` and return its claims.

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import main_job
+from bench import downloads, main_job, releases, scaling
+from bench import audit as audit_trail
 from bench.common import (
     BenchContext,
     Report,
@@ -21,7 +22,10 @@ from bench.common import (
 )
 
 # Each step is an async function of the context; areas add theirs here.
-STEPS = [main_job.bench_load, main_job.bench_page]
+STEPS = [main_job.bench_load, main_job.bench_page, downloads.bench_downloads]
+STEPS += [scaling.bench_audit_writes, scaling.bench_verify, scaling.bench_replicas]
+STEPS += [releases.bench_ltel_load, releases.bench_cci_level_page]
+STEPS += [audit_trail.bench_writes, audit_trail.bench_disclosures]
 
 
 async def run_all(server_dsn: str) -> Report:

@@ -18,7 +18,7 @@ import asyncpg
 from db.embedded import SOCKET_FILE, EmbeddedPostgres, EmbeddedPostgresError, _dsn
 from db.migrate import migrate
 from db.pool import with_database, with_user
-from soars.settings import Settings
+from soars.settings import Settings, SettingsError
 
 log = logging.getLogger("soars.db")
 
@@ -27,7 +27,7 @@ EMBEDDED_DATABASE = "soars"
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    owner_dsn: str
+    owner_dsn: str | None  # None: the service was given only the runtime login
     runtime_dsn: str
     embedded: bool
 
@@ -45,6 +45,19 @@ async def _ensure_database(server_dsn: str, name: str) -> None:
 @contextlib.asynccontextmanager
 async def open_database(settings: Settings, *, migrate_now: bool) -> AsyncIterator[Database]:
     """Yield the DSNs to use, running the embedded server meanwhile if needed."""
+    if settings.database_url is None and settings.runtime_database_url is not None:
+        # A replica given only the runtime login, as production should be:
+        # no embedded server, and no migrations (the owner's job).
+        if migrate_now:
+            raise SettingsError(
+                "SOARS_DATABASE_URL",
+                "this command connects as the owner role (migrations, loads, "
+                "roles); set it to the owner's URL",
+            )
+        yield Database(
+            owner_dsn=None, runtime_dsn=settings.runtime_database_url, embedded=False
+        )
+        return
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is None:
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")

@@ -7,19 +7,43 @@ student personal data (names, SSIDs, birth dates).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 
-class LoadError(Exception):
-    """A data file could not be loaded: where, and why."""
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One line of a file that was refused, and why (never its values)."""
 
-    def __init__(self, path: Path | str, line: int, field: str, message: str) -> None:
+    line: int
+    field: str | None
+    message: str
+
+
+class LoadError(Exception):
+    """A data file could not be loaded: where, and why.
+
+    `rejections` lists the refused lines found (the first of them is the one
+    the error names), up to a limit; `bad_lines` counts all of them.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        line: int,
+        field: str | None,
+        message: str,
+        rejections: tuple[Rejection, ...] = (),
+        bad_lines: int = 1,
+    ) -> None:
         # Passing every argument on keeps the error picklable and copyable.
-        super().__init__(path, line, field, message)
+        super().__init__(path, line, field, message, rejections, bad_lines)
         self.path = Path(path)
         self.line = line
         self.field = field
         self.message = message
+        self.rejections = rejections or (Rejection(line, field, message),)
+        self.bad_lines = bad_lines
 
     def __str__(self) -> str:
         return f"{self.path}, line {self.line}, field {self.field}: {self.message}"
@@ -31,3 +55,7 @@ class DirectoryError(LoadError):
 
 class GraduationFileError(LoadError):
     """A Dashboard graduation indicator file cannot seed a CCI sample."""
+
+
+class EnglishLearnerFileError(LoadError):
+    """A Dashboard English Learner Progress file cannot seed an LTEL sample."""

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     LEVEL = "level"  # 1-4, or empty when the student has no result
     GRADE = "grade"  # 1-12
     CHOICE = "choice"  # one of the field's choices
+    YEARS = "years"  # a whole number of school years, 0 to 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,20 @@ _PRE_APPRENTICESHIP = (
 
 
 @dataclass(frozen=True, slots=True)
+class RowCheck:
+    """A rule across the fields of one row, checked when a file is loaded.
+
+    `bad_when` is a SQL condition over the row's columns (written by us,
+    never from input) that is true for a row breaking the rule; `field` is
+    the column the rejection names.
+    """
+
+    field: str
+    bad_when: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
     """One version of a report type's record layout."""
 
@@ -121,6 +136,7 @@ class Layout:
     report_type: str
     fields: tuple[Field, ...]
     notes: str
+    checks: tuple[RowCheck, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -150,18 +166,115 @@ CCI_2023 = Layout(
     "Smarter Balanced results return; pre-apprenticeship completion is added.",
 )
 
-LAYOUTS = {layout.name: layout for layout in (CCI_2017, CCI_2021, CCI_2023)}
+# Long-term English learners and students at risk of becoming one, as
+# California Education Code 313.1 defines them. A release of year Y lists the
+# English learners of school year (Y-1)-Y so designated; "prior year" is the
+# spring of Y-1. The summative ELPAC was first given in spring 2018.
+_LTEL_FIELDS = (
+    Field("ssid", Kind.SSID, "Statewide student identifier (10 digits)"),
+    Field("last_name", Kind.NAME, "Student's legal last name"),
+    Field("first_name", Kind.NAME, "Student's legal first name"),
+    Field("birth_date", Kind.DATE, "Date of birth"),
+    Field("school_cds", Kind.CDS, "14-digit CDS code of the school of record"),
+    Field("grade", Kind.GRADE, "Grade level in the release year, 1-12"),
+    Field(
+        "years_in_us_schools",
+        Kind.YEARS,
+        "School years enrolled in US schools, kindergarten and the release year "
+        "included",
+    ),
+    Field(
+        "elpac_level_current",
+        Kind.LEVEL,
+        "Summative ELPAC overall level in the spring of the release year: "
+        "1 minimally, 2 somewhat, 3 moderately, 4 well developed; empty when "
+        "not tested",
+    ),
+    Field(
+        "elpac_level_prior_year",
+        Kind.LEVEL,
+        "Summative ELPAC overall level one year before, as for the current year",
+    ),
+    Field(
+        "elpac_level_two_years_prior",
+        Kind.LEVEL,
+        "Summative ELPAC overall level two years before; empty when not tested "
+        "(and for every student of the 2019 release: the ELPAC began in 2018)",
+    ),
+    Field(
+        "sbac_ela_level_prior_year",
+        Kind.LEVEL,
+        "Smarter Balanced ELA level one year before: 1 not met, 2 nearly met, "
+        "3 met, 4 exceeded; empty when not tested (grades 2, 9 and 10 are not)",
+    ),
+    Field(
+        "designation",
+        Kind.CHOICE,
+        "LTEL (long-term English learner) or AT_RISK (at risk of becoming one), "
+        "by Education Code 313.1",
+        choices=("LTEL", "AT_RISK"),
+    ),
+)
+
+LTEL_2019 = Layout(
+    "ltel-2019",
+    "ltel",
+    _LTEL_FIELDS,
+    "Long-term English learners and students at risk, Education Code 313.1; "
+    "ELPAC levels of the release year and the two years before.",
+    checks=(
+        RowCheck(
+            "designation",
+            "designation = 'LTEL' and (grade::int < 6 "
+            "or years_in_us_schools::int < 6)",
+            "an LTEL is in grades 6-12 with 6 or more years in US schools",
+        ),
+        RowCheck(
+            "designation",
+            "designation = 'AT_RISK' and (grade::int < 3 "
+            "or years_in_us_schools::int not in (4, 5))",
+            "a student at risk is in grades 3-12 with 4 or 5 years in US schools",
+        ),
+    ),
+)
+
+LAYOUTS = {
+    layout.name: layout for layout in (CCI_2017, CCI_2021, CCI_2023, LTEL_2019)
+}
 
 # Every CCI column the database can hold, in storage order: the union of layouts.
 CCI_COLUMNS: tuple[str, ...] = CCI_2023.columns
 
+# The first year of each report type that has a layout.
+FIRST_YEAR = {"cci": 2017, "ltel": 2019}
+
 
 def layout_for(report_type: str, year: int) -> Layout:
-    """The layout a release of this report type and year is loaded with."""
+    """The layout a release of this report type and year is loaded with.
+
+    Raises ValueError for a report type or year no layout covers.
+    """
     if report_type == "cci":
         if year <= 2020:
             return CCI_2017
         if year <= 2022:
             return CCI_2021
         return CCI_2023
+    if report_type == "ltel":
+        if year < FIRST_YEAR["ltel"]:
+            raise ValueError(
+                f"no LTEL layout covers {year}: the first is for 2019, the year "
+                "after the summative ELPAC was first given"
+            )
+        return LTEL_2019
     raise ValueError(f"no layout is defined for report type {report_type!r}")
+
+
+def columns_of(report_type: str) -> frozenset[str]:
+    """Every column any layout of a report type has."""
+    return frozenset(
+        column
+        for layout in LAYOUTS.values()
+        if layout.report_type == report_type
+        for column in layout.columns
+    )

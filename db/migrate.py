@@ -135,6 +135,9 @@ async def migrate(
             """
         )
         await conn.execute(f'alter table schema_migrations owner to "{owner}"')
+        # The service's readiness check (/readyz) compares what is applied
+        # with what it ships; it reads this table as the runtime role.
+        await conn.execute(f'grant select on schema_migrations to "{runtime}"')
         applied = {
             row["version"]: row["checksum"]
             for row in await conn.fetch("select version, checksum from schema_migrations")

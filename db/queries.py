@@ -31,7 +31,8 @@ _REPORT_COLUMNS = """
 r.id, r.release_id, r.org_cds, r.student_count,
 o.name as org_name, o.kind as org_kind, o.county as org_county,
 rel.report_type, rel.year, rel.layout, rel.label, rel.status,
-rel.available_until, rel.withdrawn_at,
+rel.available_until, rel.withdrawn_at, rel.withdrawal_reason, rel.supersedes,
+rel.superseded_by,
 (
     select min(ra.role) from role_assignments ra
     join role_report_types rt on rt.role = ra.role
@@ -103,7 +104,7 @@ def student_page_sql(layout_name: str) -> str:
 VISIBLE_RELEASES = """
 select rel.id, rel.report_type, rel.year, rel.layout, rel.label, rel.notes,
        rel.status, rel.available_until, rel.published_at, rel.withdrawn_at,
-       rel.supersedes
+       rel.supersedes, rel.superseded_by, rel.withdrawal_reason
 from releases rel
 where ($3::text is null or rel.report_type = $3)
   and rel.id > $4

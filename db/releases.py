@@ -2,9 +2,9 @@
 
 A file is loaded in one transaction: COPY into a bare temporary table (no
 index, no constraint: the fastest path into PostgreSQL), one validation pass
-in SQL that finds the first bad line and field, then one INSERT ... SELECT
-that splits the rows into one report per LEA and per charter school. A file
-with any bad line leaves nothing behind.
+in SQL that finds the bad lines and fields, then one INSERT ... SELECT that
+splits the rows into one report per LEA and per charter school. A file with
+any bad line leaves nothing behind but a record of why, for its summary.
 
 Error messages name the file, the line and the field, never the value of a
 field that holds personal data.
@@ -12,18 +12,23 @@ field that holds personal data.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import asyncpg
 
-from db.errors import LoadError
+from db.errors import LoadError, Rejection
 from db.layouts import Field, Kind, Layout, STUDENT_GROUPS, layout_for
 
 STATE_CDS = "00000000000000"
+
+
+# (step, done, total): what a long load reports to a progress display.
+LoadProgress = Callable[[str, int, int | None], None]
 
 
 class ReleaseError(Exception):
@@ -63,7 +68,15 @@ _CHECKS: dict[Kind, tuple[str, str]] = {
     Kind.COUNT: ("v is null or v !~ '^[0-9]{1,2}$'", "a count must be a whole number 0-99"),
     Kind.LEVEL: ("v is not null and v !~ '^[1-4]$'", "a level must be 1-4 or empty"),
     Kind.GRADE: ("v is null or v !~ '^([1-9]|1[0-2])$'", "a grade must be 1-12"),
+    Kind.YEARS: (
+        "v is null or v !~ '^([0-9]|1[0-9]|20)$'",
+        "a number of school years must be a whole number 0-20",
+    ),
 }
+
+# How many refused lines a failed load keeps for its summary; the count of
+# all of them is kept too.
+MAX_REJECTIONS = 100
 
 
 def _bad_value_sql(field: Field) -> tuple[str, str]:
@@ -76,21 +89,33 @@ def _bad_value_sql(field: Field) -> tuple[str, str]:
     return re.sub(r"\bv\b", f'"{field.name}"', condition), message
 
 
-def _first_bad_line_sql(layout: Layout) -> str:
-    # Column names come from the layout (code), never from the file.
+def _bad_lines_sql(layout: Layout) -> str:
+    # Column names and conditions come from the layout (code), never from the
+    # file. The window count runs before the limit: it counts every bad line.
     branches = []
     for index, field in enumerate(layout.fields):
         condition, _ = _bad_value_sql(field)
         branches.append(f"when {condition} then {index}")
+    for index, check in enumerate(layout.checks, start=len(layout.fields)):
+        branches.append(f"when {check.bad_when} then {index}")
     return f"""
-        select line, bad_field, count(*) over () as bad_lines from (
-            select line, case {' '.join(branches)} end as bad_field
+        select line, bad_check, count(*) over () as bad_lines from (
+            select line, case {' '.join(branches)} end as bad_check
             from staging
         ) checked
-        where bad_field is not null
+        where bad_check is not null
         order by line
-        limit 1
+        limit {MAX_REJECTIONS}
     """
+
+
+def _check_named(layout: Layout, index: int) -> tuple[str, str]:
+    """The field a validation branch names, and its message."""
+    if index < len(layout.fields):
+        field = layout.fields[index]
+        return field.name, _bad_value_sql(field)[1]
+    check = layout.checks[index - len(layout.fields)]
+    return check.field, check.message
 
 
 def _staging_sql(layout: Layout) -> str:
@@ -187,8 +212,17 @@ async def load_release_file(
     path: Path,
     *,
     clock: Callable[[], float] | None = None,
+    progress: LoadProgress | None = None,
 ) -> LoadSummary:
-    """Load `path` into a draft release, all or nothing."""
+    """Load `path` into a draft release, all or nothing.
+
+    `progress`, if given, is told each step: ("reading", bytes, file size),
+    then ("checking", 0, None) and ("splitting", 0, None).
+
+    A refused file raises LoadError and leaves nothing of itself behind but a
+    record of the refusal (lines, fields, messages) on the release, which
+    the release's load summary shows.
+    """
     import time
 
     clock = clock or time.perf_counter
@@ -199,87 +233,186 @@ async def load_release_file(
     )
     if release is None:
         raise ReleaseError(f"release {release_id} does not exist")
-    if release["status"] != "draft":
-        raise ReleaseError(
-            f"release {release_id} is {release['status']}; a file is loaded once, into "
-            "a draft release (a correction is a new release that supersedes it)"
-        )
+    _check_draft(release_id, release["status"])
     layout = layout_for(release["report_type"], release["year"])
-    _check_header(path, layout)
 
-    async with conn.transaction():
-        await conn.execute(_staging_sql(layout))
-        try:
-            await conn.copy_to_table(
-                "staging",
-                source=path,
-                columns=list(layout.columns),
-                format="csv",
-                header=True,
-                encoding="UTF8",
+    try:
+        _check_header(path, layout)
+        async with conn.transaction():
+            # Two loads into one draft: the second waits here, then finds
+            # the release loaded.
+            status = await conn.fetchval(
+                "select status from releases where id = $1 for update", release_id
             )
-        except asyncpg.PostgresError as exc:
-            raise _copy_error(path, exc) from None
-
-        await _validate(conn, path, layout)
-        reports = await _split_into_reports(conn, release_id, layout)
-        rows = await conn.fetchval("select count(*) from staging")
-        if rows == 0:
-            raise LoadError(path, 2, None, "the file has a header but no students")
-        await conn.execute(
-            "update releases set status = 'loaded', loaded_at = now(), "
-            "rows_loaded = $2, source_name = $3 where id = $1",
-            release_id,
-            rows,
-            path.name,
-        )
+            _check_draft(release_id, status)
+            rows, reports = await _load_in_transaction(
+                conn, release_id, path, layout, progress
+            )
+    except LoadError as error:
+        await _record_failure(conn, release_id, path.name, error)
+        raise
     return LoadSummary(release_id, rows, reports, clock() - started)
 
 
-async def _validate(conn: asyncpg.Connection, path: Path, layout: Layout) -> None:
-    bad = await conn.fetchrow(_first_bad_line_sql(layout))
-    if bad is not None:
-        field = layout.fields[bad["bad_field"]]
-        _, message = _bad_value_sql(field)
-        more = bad["bad_lines"] - 1
-        suffix = f" ({more} more bad lines)" if more else ""
-        raise LoadError(path, bad["line"] + 1, field.name, message + suffix)
+def _check_draft(release_id: int, status: str) -> None:
+    if status != "draft":
+        raise ReleaseError(
+            f"release {release_id} is {status}; a file is loaded once, into "
+            "a draft release (a correction is a new release that supersedes it)"
+        )
 
-    unknown = await conn.fetchrow(
-        """
-        select s.line, s.school_cds, o.kind
+
+async def _load_in_transaction(
+    conn: asyncpg.Connection,
+    release_id: int,
+    path: Path,
+    layout: Layout,
+    progress: LoadProgress | None = None,
+) -> tuple[int, int]:
+    # The checks below sort and hash the whole file (duplicate SSIDs, the
+    # school of every line); with the default 4 MB they spill to disk.
+    await conn.execute("set local work_mem = '128MB'")
+    await conn.execute(_staging_sql(layout))
+    try:
+        await conn.copy_to_table(
+            "staging",
+            source=path if progress is None else _read_chunks(path, progress),
+            columns=list(layout.columns),
+            format="csv",
+            header=True,
+            encoding="UTF8",
+        )
+    except asyncpg.PostgresError as exc:
+        raise _copy_error(path, exc) from None
+
+    if progress is not None:
+        progress("checking", 0, None)
+    await _validate(conn, path, layout)
+    rows: int = await conn.fetchval("select count(*) from staging")
+    if rows == 0:
+        raise LoadError(path, 2, None, "the file has a header but no students")
+    if progress is not None:
+        progress("splitting", 0, None)
+    reports = await _split_into_reports(conn, release_id, layout, path)
+    await conn.execute(
+        "update releases set status = 'loaded', loaded_at = now(), "
+        "rows_loaded = $2, source_name = $3 where id = $1",
+        release_id,
+        rows,
+        path.name,
+    )
+    return rows, reports
+
+
+async def _read_chunks(path: Path, progress: LoadProgress) -> AsyncIterator[bytes]:
+    size = path.stat().st_size
+    done = 0
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, 1 << 20):
+            done += len(chunk)
+            progress("reading", done, size)
+            yield chunk
+
+
+async def _record_failure(
+    conn: asyncpg.Connection, release_id: int, source_name: str, error: LoadError
+) -> None:
+    async with conn.transaction():
+        failure_id = await conn.fetchval(
+            "insert into release_load_failures (release_id, source_name, bad_lines) "
+            "values ($1, $2, $3) returning id",
+            release_id,
+            source_name,
+            error.bad_lines,
+        )
+        await conn.execute(
+            """
+            insert into release_load_rejections (failure_id, line, field, message)
+            select $1, line, field, message
+            from unnest($2::int[], $3::text[], $4::text[]) as r(line, field, message)
+            """,
+            failure_id,
+            [rejection.line for rejection in error.rejections],
+            [rejection.field for rejection in error.rejections],
+            [rejection.message for rejection in error.rejections],
+        )
+
+
+def _rejected(path: Path, rejections: list[Rejection], bad_lines: int) -> LoadError:
+    first = rejections[0]
+    more = bad_lines - 1
+    suffix = f" ({more} more bad lines)" if more else ""
+    return LoadError(
+        path,
+        first.line,
+        first.field,
+        first.message + suffix,
+        tuple(rejections),
+        bad_lines,
+    )
+
+
+async def _validate(conn: asyncpg.Connection, path: Path, layout: Layout) -> None:
+    # Line numbers in messages count the header as line 1, as an editor does.
+    bad = await conn.fetch(_bad_lines_sql(layout))
+    if bad:
+        rejections = [
+            Rejection(row["line"] + 1, *_check_named(layout, row["bad_check"]))
+            for row in bad
+        ]
+        raise _rejected(path, rejections, bad[0]["bad_lines"])
+
+    unknown = await conn.fetch(
+        f"""
+        select s.line, s.school_cds, o.kind, count(*) over () as bad_lines
         from staging s left join organizations o on o.cds_code = s.school_cds
         where o.cds_code is null or o.kind not in ('school', 'charter')
-        order by s.line limit 1
+        order by s.line limit {MAX_REJECTIONS}
         """
     )
-    if unknown is not None:
-        what = (
-            "is not in the school directory (load it with `soars orgs load`)"
-            if unknown["kind"] is None
-            else f"is a {unknown['kind']} record, not a school"
-        )
-        raise LoadError(
-            path, unknown["line"] + 1, "school_cds", f"school {unknown['school_cds']} {what}"
-        )
+    if unknown:
+        rejections = []
+        for row in unknown:
+            what = (
+                "is not in the school directory (load it with `soars orgs load`)"
+                if row["kind"] is None
+                else f"is a {row['kind']} record, not a school"
+            )
+            message = f"school {row['school_cds']} {what}"
+            rejections.append(Rejection(row["line"] + 1, "school_cds", message))
+        raise _rejected(path, rejections, unknown[0]["bad_lines"])
 
-    duplicate = await conn.fetchrow(
-        """
-        select max(line) as line, count(*) as copies from staging
-        group by ssid having count(*) > 1 order by 1 limit 1
+    # Files almost never repeat an SSID: one hash aggregate answers that,
+    # and only a file that does is numbered line by line below.
+    repeated = await conn.fetchval(
+        "select exists (select from staging group by ssid having count(*) > 1)"
+    )
+    if not repeated:
+        return
+    duplicates = await conn.fetch(
+        f"""
+        select line, count(*) over () as bad_lines from (
+            select line, row_number() over (partition by ssid order by line) as copy
+            from staging
+        ) numbered
+        where copy > 1
+        order by line limit {MAX_REJECTIONS}
         """
     )
-    if duplicate is not None:
-        raise LoadError(
-            path,
-            duplicate["line"] + 1,
-            "ssid",
-            "this SSID already appears on an earlier line of the file",
-        )
+    if duplicates:
+        rejections = [
+            Rejection(
+                row["line"] + 1,
+                "ssid",
+                "this SSID already appears on an earlier line of the file",
+            )
+            for row in duplicates
+        ]
+        raise _rejected(path, rejections, duplicates[0]["bad_lines"])
 
 
 async def _split_into_reports(
-    conn: asyncpg.Connection, release_id: int, layout: Layout
+    conn: asyncpg.Connection, release_id: int, layout: Layout, path: Path
 ) -> int:
     # A charter school is its own LEA for SOARS; every other school's students
     # go to its district's (or county office's) report.
@@ -299,7 +432,7 @@ async def _split_into_reports(
     )
     if missing_lea is not None:
         raise LoadError(
-            Path("-"),
+            path,
             0,
             "school_cds",
             f"LEA {missing_lea} of a school in the file is not in the directory",
@@ -328,20 +461,153 @@ async def _split_into_reports(
     return len(reports)
 
 
-async def publish(conn: asyncpg.Connection, release_id: int, until: date) -> None:
-    if until <= date.today():
-        raise ReleaseError(f"the availability end date {until} must be in the future")
-    status = await conn.fetchval(
-        "update releases set status = 'published', available_until = $2, "
-        "published_at = coalesce(published_at, now()) "
-        "where id = $1 and status in ('loaded', 'published') returning status",
+async def _today(conn: asyncpg.Connection) -> date:
+    # The database's date, the one every availability check in SQL uses.
+    today: date = await conn.fetchval("select current_date")
+    return today
+
+
+async def _locked(conn: asyncpg.Connection, release_id: int) -> asyncpg.Record:
+    release = await conn.fetchrow(
+        "select id, report_type, year, status, available_until, supersedes, "
+        "superseded_by from releases where id = $1 for update",
         release_id,
-        until,
     )
-    if status is None:
-        current = await conn.fetchval("select status from releases where id = $1", release_id)
-        if current is None:
-            raise ReleaseError(f"release {release_id} does not exist")
-        raise ReleaseError(
-            f"release {release_id} is {current}; only a loaded release can be published"
+    if release is None:
+        raise ReleaseError(f"release {release_id} does not exist")
+    return release
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    previous_until: date | None  # set when the release was already published
+    withdrew: int | None  # the release this one corrects, withdrawn by it
+
+
+async def publish(conn: asyncpg.Connection, release_id: int, until: date) -> Published:
+    """Publish a loaded release until `until` (inclusive), or move the date of
+    a published one.
+
+    A release that corrects another (`supersedes`) replaces it: the other is
+    withdrawn in the same transaction and points at its correction.
+    """
+    async with conn.transaction():
+        today = await _today(conn)
+        if until <= today:
+            raise ReleaseError(
+                f"the availability end date {until} must be after today ({today})"
+            )
+        release = await _locked(conn, release_id)
+        if release["status"] not in ("loaded", "published"):
+            raise ReleaseError(
+                f"release {release_id} is {release['status']}; only a loaded release "
+                "can be published"
+            )
+        await conn.execute(
+            "update releases set status = 'published', available_until = $2, "
+            "published_at = coalesce(published_at, now()) where id = $1",
+            release_id,
+            until,
         )
+        previous = None
+        if release["status"] == "published":
+            previous = release["available_until"]
+
+        withdrew = None
+        if release["supersedes"] is not None:
+            withdrew = await _replace(conn, release["supersedes"], release_id)
+    return Published(previous_until=previous, withdrew=withdrew)
+
+
+async def _replace(conn: asyncpg.Connection, old_id: int, new_id: int) -> int | None:
+    old = await _locked(conn, old_id)
+    if old["superseded_by"] is not None and old["superseded_by"] != new_id:
+        raise ReleaseError(
+            f"release {old_id} is already corrected by release {old['superseded_by']}"
+        )
+    if old["status"] == "withdrawn":
+        await conn.execute(
+            "update releases set superseded_by = $2 where id = $1", old_id, new_id
+        )
+        return None
+    await conn.execute(
+        "update releases set status = 'withdrawn', withdrawn_at = now(), "
+        "superseded_by = $2, withdrawal_reason = $3 where id = $1",
+        old_id,
+        new_id,
+        f"Replaced by the correction, release {new_id}.",
+    )
+    return old_id
+
+
+async def change_availability(
+    conn: asyncpg.Connection, release_id: int, until: date
+) -> date:
+    """Move a published release's end date; return the date it had.
+
+    The new date may be today (available through today) but not earlier: to
+    stop access at once, withdraw the release.
+    """
+    async with conn.transaction():
+        today = await _today(conn)
+        release = await _locked(conn, release_id)
+        if release["status"] != "published":
+            raise ReleaseError(
+                f"release {release_id} is {release['status']}; only a published "
+                "release has an availability end date to change"
+            )
+        if until < today:
+            raise ReleaseError(
+                f"the availability end date {until} is already past (today is "
+                f"{today}); to stop access now, withdraw the release"
+            )
+        await conn.execute(
+            "update releases set available_until = $2 where id = $1", release_id, until
+        )
+    previous: date = release["available_until"]
+    return previous
+
+
+async def withdraw(conn: asyncpg.Connection, release_id: int, reason: str) -> str:
+    """Withdraw a release at once; return the status it had.
+
+    Reading and downloading stop with the transaction's commit: every read
+    and every download token checks the status in its own SQL statement.
+    """
+    async with conn.transaction():
+        release = await _locked(conn, release_id)
+        if release["status"] == "withdrawn":
+            raise ReleaseError(f"release {release_id} is already withdrawn")
+        await conn.execute(
+            "update releases set status = 'withdrawn', withdrawn_at = now(), "
+            "withdrawal_reason = $2 where id = $1",
+            release_id,
+            reason,
+        )
+    status: str = release["status"]
+    return status
+
+
+LOAD_SUMMARY_REPORTS = """
+select r.org_cds, o.name as org_name, o.kind as org_kind, o.county as org_county,
+       r.student_count
+from reports r join organizations o on o.cds_code = r.org_cds
+where r.release_id = $1
+order by r.org_cds
+"""
+
+LOAD_SUMMARY_FAILURES = """
+select f.id, f.failed_at, f.source_name, f.bad_lines,
+       coalesce(array_agg(j.line order by j.line)
+                filter (where j.line is not null), '{}') as lines,
+       coalesce(array_agg(j.field order by j.line)
+                filter (where j.line is not null), '{}') as fields,
+       coalesce(array_agg(j.message order by j.line)
+                filter (where j.line is not null), '{}') as messages
+from release_load_failures f
+left join release_load_rejections j on j.failure_id = f.id
+where f.release_id = $1
+group by f.id
+order by f.failed_at desc, f.id desc
+limit $2
+"""

@@ -80,11 +80,33 @@ async def revoke(
     revoked_by: str,
 ) -> int:
     """Revoke the active assignment; return how many were revoked (0 or 1)."""
-    result = await conn.execute(
+    revoked = await revoke_assignment(
+        conn,
+        issuer=issuer,
+        subject=subject,
+        org_cds=org_cds,
+        role=role,
+        revoked_by=revoked_by,
+    )
+    return 0 if revoked is None else 1
+
+
+async def revoke_assignment(
+    conn: asyncpg.Connection,
+    *,
+    issuer: str,
+    subject: str,
+    org_cds: str,
+    role: str,
+    revoked_by: str,
+) -> int | None:
+    """Revoke the active assignment; return its id, or None if there was none."""
+    assignment_id: int | None = await conn.fetchval(
         """
         update role_assignments set revoked_at = now(), revoked_by = $5
         where issuer = $1 and subject = $2 and org_cds = $3 and role = $4
           and revoked_at is null
+        returning id
         """,
         issuer,
         subject,
@@ -92,4 +114,4 @@ async def revoke(
         role,
         revoked_by,
     )
-    return int(result.split()[-1])
+    return assignment_id

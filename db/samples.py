@@ -9,6 +9,12 @@ list, birth dates, SSIDs from a keyed permutation, and CCI measures drawn
 from a per-student readiness score, so that measures go together the way they
 do in real cohorts and non-graduates rarely meet any.
 
+`write_ltel_sample` does the same for long-term English learners: per school
+of a Dashboard English Learner Progress Indicator file
+(`elpidownload2019.txt`), as many English learners as the file counts, each
+given a grade, years in US schools and test results; those whom Education
+Code 313.1 designates LTEL or at risk are written.
+
 Nothing here reads or derives from real student records. The output is the
 same, byte for byte, for the same seed, year, layout and input file (on the
 same Python version: `random`'s algorithms are only stable within one).
@@ -28,17 +34,22 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Final, TextIO
 
-from db.directory import read_tab_file
-from db.errors import GraduationFileError
+from db.directory import read_directory, read_tab_file
+from db.errors import EnglishLearnerFileError, GraduationFileError
 from db.layouts import STUDENT_GROUPS, Layout, layout_for
 
 __all__ = [
     "FLAG_GROUPS",
     "RACE_GROUPS",
+    "LtelSampleStats",
     "SampleStats",
     "SchoolCohort",
+    "SchoolLearners",
+    "ltel_designation",
     "school_cohorts",
+    "school_learners",
     "write_cci_sample",
+    "write_ltel_sample",
 ]
 
 Progress = Callable[[int, int], None]
@@ -457,6 +468,367 @@ def _count_measure(rng: random.Random, chance: float, more: float, cap: int) -> 
     return count
 
 
+# Long-term English learners ---------------------------------------------------
+
+_ELPI_COLUMNS: Final = (
+    "cds",
+    "rtype",
+    "schoolname",
+    "charter_flag",
+    "currprogressed",
+    "currmaintainPL4",
+    "currmaintainOth",
+    "currdeclined",
+    "currdenom",
+)
+# The four ELPI outcomes, in the file's column order: progressed at least one
+# level, kept level 4, kept a lower level, declined.
+_OUTCOMES: Final = ("progressed", "maintained_top", "maintained_other", "declined")
+# Statewide shares of the outcomes (the 2019 file's state row), used to draw
+# the outcomes of a school whose counts are suppressed.
+_STATE_OUTCOMES: Final = (363_028, 45_014, 266_260, 169_955)
+# English learners by grade 1-12, relative (the shape of California's EL
+# enrollment: most in the early grades, fewer each year after).
+_EL_GRADE_WEIGHTS: Final = (152, 145, 134, 105, 85, 70, 62, 56, 58, 52, 45, 40)
+# The summative ELPAC was first given in spring 2018.
+_FIRST_ELPAC_YEAR: Final = 2018
+# SSIDs of this sample come from the same keyed permutation as the CCI
+# sample's, from this index on, so the two files never share an SSID.
+_LTEL_SSID_START: Final = 100_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolLearners:
+    """One school's English learners as the ELPI file counts them."""
+
+    cds: str
+    name: str
+    charter: bool
+    learners: int | None  # currdenom; None where suppressed (10 or fewer)
+    outcomes: tuple[int, int, int, int] | None  # by _OUTCOMES; None if suppressed
+
+
+@dataclass(frozen=True, slots=True)
+class LtelSampleStats:
+    """What an LTEL sample file holds, and the population it was drawn from."""
+
+    schools: int
+    english_learners: int  # drawn, one per learner the file counts
+    ltel: int
+    at_risk: int
+    drawn_counts: int  # schools whose suppressed count was drawn
+
+
+def school_learners(elpi_path: Path) -> dict[str, SchoolLearners]:
+    """Every school (rtype S) of an ELPI file, in file order.
+
+    Raises `EnglishLearnerFileError` for a malformed file: a missing column,
+    a count that is not a whole number, outcomes that do not add up to the
+    denominator, a school listed twice.
+    """
+    schools: dict[str, SchoolLearners] = {}
+    rows = read_tab_file(
+        elpi_path, required=_ELPI_COLUMNS, error=EnglishLearnerFileError
+    )
+    for line, row in rows:
+        if row["rtype"].strip() != "S":
+            continue
+        cds = row["cds"].strip()
+        if len(cds) != 14 or not cds.isascii() or not cds.isdigit():
+            raise EnglishLearnerFileError(
+                elpi_path, line, "cds", f"CDS code {cds!r} is not 14 digits"
+            )
+        if cds in schools:
+            raise EnglishLearnerFileError(
+                elpi_path, line, "cds", f"school {cds} is listed twice"
+            )
+        columns = ("currprogressed", "currmaintainPL4", "currmaintainOth")
+        counts = [
+            _learner_count(elpi_path, line, row, column)
+            for column in (*columns, "currdeclined", "currdenom")
+        ]
+        *outcomes, learners = counts
+        known = None
+        if learners is not None:
+            if None in outcomes or sum(o or 0 for o in outcomes) != learners:
+                raise EnglishLearnerFileError(
+                    elpi_path,
+                    line,
+                    "currdenom",
+                    f"the four outcomes of school {cds} do not add up to {learners}",
+                )
+            progressed, top, other, declined = (o or 0 for o in outcomes)
+            known = (progressed, top, other, declined)
+        schools[cds] = SchoolLearners(
+            cds=cds,
+            name=row["schoolname"].strip(),
+            charter=row["charter_flag"].strip() == "Y",
+            learners=learners,
+            outcomes=known,
+        )
+    return schools
+
+
+def _learner_count(
+    path: Path, line: int, row: dict[str, str], column: str
+) -> int | None:
+    raw = row[column].strip()
+    if not raw:
+        return None  # suppressed for privacy (small n)
+    if not raw.isascii() or not raw.isdigit():
+        raise EnglishLearnerFileError(
+            path, line, column, f"{raw!r} is not a whole number"
+        )
+    return int(raw)
+
+
+def ltel_designation(
+    grade: int,
+    years_in_us_schools: int,
+    elpac_prior_year: int | None,
+    elpac_two_years_prior: int | None,
+    ela_prior_year: int | None,
+) -> str | None:
+    """LTEL, AT_RISK or None, by California Education Code 313.1.
+
+    LTEL: grades 6-12, six or more years in US schools, an ELPAC level that
+    stayed the same or fell over the two prior years, and (grades 6-9) the
+    prior year's ELA standard not met. At risk: grades 3-12, four or five
+    years, the prior year's ELPAC at level 3 (moderately developed, the
+    ELPAC's "intermediate") or below, and (grades 3-9) the prior year's ELA
+    standard not met or nearly met. A missing result does not exclude.
+    """
+    if 6 <= grade <= 12 and years_in_us_schools >= 6:
+        stalled = (
+            elpac_prior_year is None
+            or elpac_two_years_prior is None
+            or elpac_prior_year <= elpac_two_years_prior
+        )
+        ela_low = grade > 9 or ela_prior_year is None or ela_prior_year == 1
+        if stalled and ela_low:
+            return "LTEL"
+    if 3 <= grade <= 12 and years_in_us_schools in (4, 5):
+        elpac_low = elpac_prior_year is None or elpac_prior_year <= 3
+        ela_low = grade > 9 or ela_prior_year is None or ela_prior_year <= 2
+        if elpac_low and ela_low:
+            return "AT_RISK"
+    return None
+
+
+def write_ltel_sample(
+    elpi_path: Path,
+    directory_path: Path,
+    out: TextIO,
+    *,
+    seed: int,
+    year: int = 2019,
+    layout: Layout | None = None,
+    progress: Progress | None = None,
+) -> LtelSampleStats:
+    """Write a made-up LTEL and at-risk student file from an ELPI file.
+
+    Per school of `elpi_path`, as many English learners as its `currdenom`
+    (the ELPI denominator: English learners with this year's and last year's
+    ELPAC results), with last-to-this-year ELPAC changes in the file's
+    proportions. A suppressed school (10 or fewer learners) gets a count
+    drawn from 1 to 10 and outcomes drawn at the state's shares. Grades come
+    from the school's grade span in the directory file `directory_path`.
+    Each learner designated LTEL or AT_RISK (`ltel_designation`) is written
+    as one row of `out` (UTF-8 CSV, open with newline=""); `progress` is
+    called after each school with (learners drawn, learners in all).
+    """
+    layout = layout or layout_for("ltel", year)
+    unknown = [column for column in layout.columns if column not in _LTEL_COLUMNS]
+    if unknown:
+        raise ValueError(f"layout {layout.name} has unknown columns: {unknown}")
+
+    schools = school_learners(elpi_path)
+    spans = _grade_spans(directory_path)
+    counts = {
+        cds: school.learners
+        if school.learners is not None
+        else random.Random(_derive_seed(seed, "ltel-count", cds)).randint(1, 10)
+        for cds, school in schools.items()
+    }
+    total = sum(counts.values())
+    ssids = _SsidSequence(seed, first=_LTEL_SSID_START)
+    birthdays = {grade: _Birthdays(year + 12 - grade) for grade in range(1, 13)}
+    row_of = operator.itemgetter(*layout.columns)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(layout.columns)
+
+    learners = ltel = at_risk = drawn = 0
+    for school in schools.values():
+        rng = random.Random(_derive_seed(seed, "ltel", school.cds))
+        outcomes = school.outcomes
+        if outcomes is None:
+            drawn += 1
+            outcomes = _drawn_outcomes(counts[school.cds], rng)
+        grades = spans.get(school.cds) or _ALL_GRADES
+
+        for outcome, count in zip(_OUTCOMES, outcomes, strict=True):
+            for _ in range(count):
+                record = _learner(rng, year, grades, outcome)
+                learners += 1
+                if record is None:
+                    continue
+                grade = int(record["grade"])
+                record.update(_identity(rng, birthdays[grade], ssids.next()))
+                record["school_cds"] = school.cds
+                writer.writerow(row_of(record))
+                if record["designation"] == "LTEL":
+                    ltel += 1
+                else:
+                    at_risk += 1
+
+        if progress is not None:
+            progress(learners, total)
+
+    return LtelSampleStats(
+        schools=len(schools),
+        english_learners=learners,
+        ltel=ltel,
+        at_risk=at_risk,
+        drawn_counts=drawn,
+    )
+
+
+_ALL_GRADES: Final = tuple(range(1, 13))
+
+
+def _grade_spans(directory_path: Path) -> dict[str, tuple[int, ...]]:
+    """Grades 1-12 each school of the directory serves.
+
+    From GSserved ("K-5", "9-12", "P-8", "12"); where it is empty or names
+    no grade 1-12, from the school type; else every grade.
+    """
+    spans: dict[str, tuple[int, ...]] = {}
+    for org in read_directory(directory_path):
+        if org.kind not in ("school", "charter"):
+            continue
+        grades = _parse_grades(org.grades_served) or _grades_by_type(org.soc_type)
+        if grades:
+            spans[org.cds_code] = grades
+    return spans
+
+
+def _parse_grades(served: str | None) -> tuple[int, ...]:
+    if not served:
+        return ()
+    low, _, high = served.partition("-")
+    bounds = []
+    for text in (low, high or low):
+        text = text.strip().upper()
+        if text in ("P", "K", "TK"):
+            bounds.append(0)
+        elif text.isdigit():
+            bounds.append(int(text))
+        else:
+            return ()  # "Adult" and the like
+    return tuple(g for g in range(bounds[0], bounds[1] + 1) if 1 <= g <= 12)
+
+
+def _grades_by_type(soc_type: str | None) -> tuple[int, ...]:
+    kind = (soc_type or "").lower()
+    if kind.startswith("elemen"):
+        return tuple(range(1, 7))
+    if "junior high" in kind:
+        return (7, 8)
+    if "middle" in kind:
+        return (6, 7, 8)
+    if "high" in kind:
+        return (9, 10, 11, 12)
+    return ()
+
+
+def _drawn_outcomes(count: int, rng: random.Random) -> tuple[int, int, int, int]:
+    drawn = [0, 0, 0, 0]
+    for _ in range(count):
+        drawn[rng.choices(range(4), weights=_STATE_OUTCOMES)[0]] += 1
+    return (drawn[0], drawn[1], drawn[2], drawn[3])
+
+
+# The prior year's ELPAC level, by years in US schools: newcomers start low,
+# and learners long in US schools cluster at levels 2 and 3.
+_PRIOR_ELPAC: Final = {
+    "new": (0.45, 0.35, 0.15, 0.05),
+    "middle": (0.15, 0.35, 0.35, 0.15),
+    "long": (0.10, 0.30, 0.40, 0.20),
+}
+# The prior year's Smarter Balanced ELA level, by that year's ELPAC level.
+_ELA_BY_ELPAC: Final = {
+    1: (0.90, 0.08, 0.02, 0.0),
+    2: (0.78, 0.18, 0.04, 0.0),
+    3: (0.50, 0.35, 0.13, 0.02),
+    4: (0.20, 0.40, 0.32, 0.08),
+}
+_LEVELS: Final = (1, 2, 3, 4)
+
+
+def _learner(
+    rng: random.Random, year: int, grades: Sequence[int], outcome: str
+) -> dict[str, str] | None:
+    """One English learner's school record, or None if not LTEL or at risk."""
+    weights = [_EL_GRADE_WEIGHTS[grade - 1] for grade in grades]
+    grade = rng.choices(grades, weights=weights)[0]
+
+    # Most learners have been in US schools since kindergarten; newcomers
+    # are a larger share of the older grades.
+    since_kindergarten = 0.85 if grade <= 5 else 0.75 if grade <= 8 else 0.55
+    if rng.random() < since_kindergarten:
+        years = grade + 1
+    else:
+        years = rng.randint(1, grade)
+
+    band = "new" if years <= 2 else "middle" if years <= 5 else "long"
+    prior = rng.choices(_LEVELS, weights=_PRIOR_ELPAC[band])[0]
+    # This year's level follows the school's ELPI outcome (on the ELPAC's
+    # four levels; the ELPI's six split levels 2 and 3 in two).
+    if outcome == "progressed":
+        prior = min(prior, 3)
+        current = prior + 1
+    elif outcome == "maintained_top":
+        prior = current = 4
+    elif outcome == "maintained_other":
+        prior = current = min(prior, 3)
+    else:
+        prior = max(prior, 2)
+        current = prior - 1
+
+    two_prior = None
+    if year - 2 >= _FIRST_ELPAC_YEAR and years >= 3 and grade >= 2:
+        drift = rng.choices((-1, 0, 1), weights=(0.4, 0.45, 0.15))[0]
+        two_prior = min(4, max(1, prior + drift))
+
+    # Smarter Balanced is taken in grades 3-8 and 11: last year's result
+    # exists for grades 4-9 and 12, for learners already here last year.
+    ela = None
+    if (4 <= grade <= 9 or grade == 12) and years >= 2 and rng.random() > 0.05:
+        ela = rng.choices(_LEVELS, weights=_ELA_BY_ELPAC[prior])[0]
+
+    designation = ltel_designation(grade, years, prior, two_prior, ela)
+    if designation is None:
+        return None
+    return {
+        "grade": str(grade),
+        "years_in_us_schools": str(years),
+        "elpac_level_current": str(current),
+        "elpac_level_prior_year": str(prior),
+        "elpac_level_two_years_prior": "" if two_prior is None else str(two_prior),
+        "sbac_ela_level_prior_year": "" if ela is None else str(ela),
+        "designation": designation,
+    }
+
+
+_LTEL_COLUMNS: Final = frozenset(
+    {
+        "ssid", "last_name", "first_name", "birth_date", "school_cds", "grade",
+        "years_in_us_schools", "elpac_level_current", "elpac_level_prior_year",
+        "elpac_level_two_years_prior", "sbac_ela_level_prior_year", "designation",
+    }
+)  # fmt: skip
+
+
 # Names, birth dates and SSIDs ---------------------------------------------------
 
 
@@ -516,10 +888,10 @@ class _SsidSequence:
     _HALF: Final = 17
     _MASK: Final = (1 << 17) - 1
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, first: int = 0) -> None:
         digest = hashlib.sha256(f"ssid:{seed}".encode()).digest()
         self._keys = [int.from_bytes(digest[i : i + 4], "big") for i in (0, 4, 8, 12)]
-        self._count = 0
+        self._count = first
 
     def next(self) -> str:
         value = self._count

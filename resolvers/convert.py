@@ -6,8 +6,11 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+import strawberry
+
 from resolvers.cursors import encode_id
 from schema import types as t
+from schema.layouts import LtelDesignation
 
 
 def organization(cds: str, name: str, kind: str, county: str = "") -> t.Organization:
@@ -29,7 +32,14 @@ def release(row: Mapping[str, Any]) -> t.Release:
         published_at=row.get("published_at"),
         withdrawn_at=row.get("withdrawn_at"),
         number=row["id"],
+        withdrawal_reason=row.get("withdrawal_reason"),
+        supersedes=_release_id(row.get("supersedes")),
+        superseded_by=_release_id(row.get("superseded_by")),
     )
+
+
+def _release_id(number: int | None) -> strawberry.ID | None:
+    return strawberry.ID(encode_id("Release", number)) if number is not None else None
 
 
 def report(row: Mapping[str, Any]) -> t.Report:
@@ -43,6 +53,9 @@ def report(row: Mapping[str, Any]) -> t.Report:
             "status": row["status"],
             "available_until": row["available_until"],
             "withdrawn_at": row["withdrawn_at"],
+            "withdrawal_reason": row.get("withdrawal_reason"),
+            "supersedes": row.get("supersedes"),
+            "superseded_by": row.get("superseded_by"),
         }
     )
     org = organization(row["org_cds"], row["org_name"], row["org_kind"], row["org_county"])
@@ -64,7 +77,7 @@ def _level(value: str | None) -> int | None:
     return int(value) if value else None
 
 
-def cci_student(row: Mapping[str, Any]) -> t.CciStudent:
+def cci_student(row: Mapping[str, Any], layout: str) -> t.CciStudent:
     groups = row["student_groups"]
     return t.CciStudent(
         ssid=row["ssid"],
@@ -85,4 +98,22 @@ def cci_student(row: Mapping[str, Any]) -> t.CciStudent:
         seal_of_biliteracy=_flag(row["seal_of_biliteracy"]),
         military_science_years=int(row["military_science_years"]),
         pre_apprenticeship=row.get("pre_apprenticeship"),
+        layout=layout,
+    )
+
+
+def ltel_student(row: Mapping[str, Any]) -> t.LtelStudent:
+    return t.LtelStudent(
+        ssid=row["ssid"],
+        last_name=row["last_name"],
+        first_name=row["first_name"],
+        birth_date=date.fromisoformat(row["birth_date"]),
+        school_cds=row["school_cds"],
+        grade=int(row["grade"]),
+        years_in_us_schools=int(row["years_in_us_schools"]),
+        elpac_level_current=_level(row["elpac_level_current"]),
+        elpac_level_prior_year=_level(row["elpac_level_prior_year"]),
+        elpac_level_two_years_prior=_level(row["elpac_level_two_years_prior"]),
+        sbac_ela_level_prior_year=_level(row["sbac_ela_level_prior_year"]),
+        designation=LtelDesignation(row["designation"]),
     )

@@ -38,6 +38,19 @@ class CursorSealer:
         sealed = self._aead.encrypt(nonce, value.encode(), scope.encode())
         return _b64encode(nonce + sealed)
 
+    def seal_many(self, scope: str, values: list[str]) -> list[str]:
+        """`seal` for each value, with the nonces drawn in one call: a page of
+        500 edges otherwise spends more on 500 getrandom calls than on AES."""
+        nonces = os.urandom(12 * len(values))
+        aad = scope.encode()
+        encrypt = self._aead.encrypt
+        sealed = []
+        for index, value in enumerate(values):
+            nonce = nonces[12 * index : 12 * index + 12]
+            raw = base64.urlsafe_b64encode(nonce + encrypt(nonce, value.encode(), aad))
+            sealed.append(raw.rstrip(b"=").decode("ascii"))
+        return sealed
+
     def open(self, scope: str, cursor: str) -> str:
         try:
             raw = _b64decode(cursor)

@@ -13,6 +13,11 @@ class Code(StrEnum):
     EXPIRED = "EXPIRED"
     WITHDRAWN = "WITHDRAWN"
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
+    TOKEN_REDEEMED = "TOKEN_REDEEMED"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    FIELD_NOT_IN_LAYOUT = "FIELD_NOT_IN_LAYOUT"
+    WRONG_REPORT_TYPE = "WRONG_REPORT_TYPE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -54,6 +59,16 @@ class Expired(ApiError):
 
 class Withdrawn(ApiError):
     code = Code.WITHDRAWN
+
+
+class FieldNotInLayout(ApiError):
+    """A query asked for a field the release's layout does not have."""
+
+    code = Code.FIELD_NOT_IN_LAYOUT
+
+
+class WrongReportType(ApiError):
+    code = Code.WRONG_REPORT_TYPE
 
 
 class AuditUnavailable(ApiError):

@@ -4,21 +4,41 @@ The order of steps is the guarantee: fetch the page (scope re-checked in the
 same SQL statement), write the audit event naming every SSID on it, and only
 then return it. If the event cannot be stored, the page is dropped and the
 client gets AUDIT_UNAVAILABLE; nothing is disclosed without a record.
+
+Each release carries its layout, and a field the layout lacks is refused up
+front (FIELD_NOT_IN_LAYOUT) rather than answered with nulls that would read
+as "no result".
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
+from functools import cache
 from typing import Any
+
+import asyncpg
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from audit.tags import Action, Outcome, Purpose
 from audit.writer import AuditWriteError, record
 from db import queries
+from db.layouts import LAYOUTS, columns_of
 from resolvers import convert
 from resolvers.context import Context, context_of
-from resolvers.errors import ApiError, AuditUnavailable, BadUserInput, Expired, NotFound, Withdrawn
+from resolvers.errors import (
+    ApiError,
+    AuditUnavailable,
+    BadUserInput,
+    Expired,
+    FieldNotInLayout,
+    NotFound,
+    Withdrawn,
+    WrongReportType,
+)
 from resolvers.paging import clamp_first
 from schema import types as t
+from schema.layouts import graphql_name
 
 _MAX_DETAIL = 500
 
@@ -32,9 +52,72 @@ async def student_page(
     purpose: Purpose,
     detail: str | None,
 ) -> t.StudentConnection:
+    rows, limit, scope = await _read_page(
+        info, report, "cci", first=first, after=after, purpose=purpose, detail=detail
+    )
+    ctx = context_of(info)
+    layout = report.release.layout
+    page = rows[:limit]
+    cursors = ctx.cursors.seal_many(scope, [row["ssid"] for row in page])
+    edges = [
+        t.Edge(cursor=cursor, node=convert.cci_student(row, layout))
+        for cursor, row in zip(cursors, page, strict=True)
+    ]
+    return t.StudentConnection(
+        edges=edges,
+        page_info=t.PageInfo(
+            has_next_page=len(rows) > limit,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=report.student_count,
+    )
+
+
+async def ltel_student_page(
+    info: Any,
+    report: t.Report,
+    *,
+    first: int,
+    after: str | None,
+    purpose: Purpose,
+    detail: str | None,
+) -> t.LtelStudentConnection:
+    rows, limit, scope = await _read_page(
+        info, report, "ltel", first=first, after=after, purpose=purpose, detail=detail
+    )
+    ctx = context_of(info)
+    page = rows[:limit]
+    cursors = ctx.cursors.seal_many(scope, [row["ssid"] for row in page])
+    edges = [
+        t.Edge(cursor=cursor, node=convert.ltel_student(row))
+        for cursor, row in zip(cursors, page, strict=True)
+    ]
+    return t.LtelStudentConnection(
+        edges=edges,
+        page_info=t.PageInfo(
+            has_next_page=len(rows) > limit,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=report.student_count,
+    )
+
+
+async def _read_page(
+    info: Any,
+    report: t.Report,
+    report_type: str,
+    *,
+    first: int,
+    after: str | None,
+    purpose: Purpose,
+    detail: str | None,
+) -> tuple[Sequence[asyncpg.Record], int, str]:
+    """The page (one row more than `limit`, to tell whether more follow),
+    its limit and its cursor scope, recorded in the audit trail."""
     ctx = context_of(info)
     principal = ctx.require_principal()
     try:
+        _check_report_type(report, report_type)
         limit = clamp_first(first, ctx.settings.page_size_max)
         if detail is not None and len(detail) > _MAX_DETAIL:
             raise BadUserInput(
@@ -42,6 +125,7 @@ async def student_page(
                 argument="purposeDetail",
             )
         _check_available(report)
+        _check_fields(info, report)
         scope = f"students:{report.number}"
         after_ssid = ctx.cursors.open(scope, after) if after else ""
     except ApiError as refusal:
@@ -81,27 +165,85 @@ async def student_page(
         )
     except AuditWriteError:
         raise AuditUnavailable() from None
+    return rows, limit, scope
 
-    edges = [
-        t.Edge(cursor=ctx.cursors.seal(scope, row["ssid"]), node=convert.cci_student(row))
-        for row in page
-    ]
-    return t.StudentConnection(
-        edges=edges,
-        page_info=t.PageInfo(
-            has_next_page=len(rows) > limit,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-        total_count=report.student_count,
-    )
+
+_READ_WITH = {"cci": "students", "ltel": "ltelStudents"}
+
+
+def _check_report_type(report: t.Report, report_type: str) -> None:
+    actual = report.release.report_type.value
+    if actual != report_type:
+        raise WrongReportType(
+            f"This is a {actual.upper()} report (layout {report.release.layout}); "
+            f"its students are read with '{_READ_WITH[actual]}'.",
+            reportType=actual.upper(),
+            field=_READ_WITH[actual],
+        )
+
+
+@cache
+def _layout_fields(report_type: str) -> dict[str, str]:
+    """GraphQL field name -> column, for every column of the report type."""
+    return {graphql_name(column): column for column in columns_of(report_type)}
+
+
+def _check_fields(info: Any, report: t.Report) -> None:
+    layout = LAYOUTS[report.release.layout]
+    known = _layout_fields(layout.report_type)
+    for name in sorted(_requested_node_fields(info)):
+        column = known.get(name)
+        if column is not None and not layout.has(column):
+            raise FieldNotInLayout(
+                f"Release '{report.release.label}' uses layout {layout.name}, which "
+                f"has no field {name} ({column}). {layout.notes} Remove the field "
+                "from the query; the release's 'fields' lists what its layout holds.",
+                layout=layout.name,
+                field=name,
+            )
+
+
+def _requested_node_fields(info: Any) -> set[str]:
+    """The names of the fields asked for on each student (edges.node)."""
+    names: set[str] = set()
+    for connection in info.selected_fields:
+        for edges in _children(connection.selections, "edges"):
+            for node in _children(edges.selections, "node"):
+                names.update(field.name for field in _fields(node.selections))
+    return names
+
+
+def _children(selections: Iterable[Any], name: str) -> Iterator[SelectedField]:
+    return (field for field in _fields(selections) if field.name == name)
+
+
+def _fields(selections: Iterable[Any]) -> Iterator[SelectedField]:
+    for selection in selections:
+        if not _included(selection.directives):
+            continue
+        if isinstance(selection, SelectedField):
+            yield selection
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            yield from _fields(selection.selections)
+
+
+def _included(directives: dict[str, dict[str, Any]]) -> bool:
+    skip = directives.get("skip", {}).get("if") is True
+    include = directives.get("include", {}).get("if", True) is not False
+    return include and not skip
 
 
 def _check_available(report: t.Report) -> None:
     release = report.release
     if release.status is t.ReleaseStatus.WITHDRAWN:
+        withdrawn = release.withdrawn_at
+        when = f" on {withdrawn.date().isoformat()}" if withdrawn else ""
+        why = f" {release.withdrawal_reason}" if release.withdrawal_reason else ""
         raise Withdrawn(
-            "The state withdrew this release; its students can no longer be read.",
-            withdrawnAt=release.withdrawn_at.isoformat() if release.withdrawn_at else None,
+            f"The state withdrew this release{when}; its students can no longer be "
+            f"read.{why}",
+            withdrawnAt=withdrawn.isoformat() if withdrawn else None,
+            supersededBy=release.superseded_by,
         )
     until = release.available_until
     if until is not None and until < date.today():

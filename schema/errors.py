@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import asyncpg
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
@@ -16,7 +17,40 @@ from resolvers.errors import ApiError, Code
 log = logging.getLogger("soars.graphql")
 
 
-def _rewrite(error: GraphQLError) -> GraphQLError:
+# The database went away under the request (a restart, a failover, a dropped
+# connection) or could not be reached: worth retrying, and not a bug of ours.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database could not be used just now."""
+    if isinstance(error, _UNAVAILABLE):
+        return True
+    if isinstance(error, asyncpg.exceptions.InternalClientError):
+        # A pooled connection the server has just ended (a restart, a
+        # terminated backend) can be handed out before asyncpg notices;
+        # using it fails with "cannot switch to state ..." (an open asyncpg
+        # issue, MagicStack/asyncpg#1069). The pool then drops it.
+        return True
+    return isinstance(error, asyncpg.InterfaceError) and "closed" in str(error)
+
+
+DATABASE_UNAVAILABLE = (
+    "The service could not reach its database just now; try again shortly."
+)
+
+
+def code_of(error: GraphQLError) -> str:
+    """The `extensions.code` this error leaves with (see `StableErrors`)."""
+    return str(_rewrite(error, quiet=True).extensions["code"])  # type: ignore[index]
+
+
+def _rewrite(error: GraphQLError, *, quiet: bool = False) -> GraphQLError:
     original = error.original_error
     if isinstance(original, ApiError):
         return GraphQLError(
@@ -25,6 +59,8 @@ def _rewrite(error: GraphQLError) -> GraphQLError:
             path=error.path,
             extensions={"code": original.code.value, **original.extensions},
         )
+    if original is None and error.extensions and "code" in error.extensions:
+        return error  # coded where it was raised (the query limits)
     if original is None:
         # Parse and validation errors: about the query text, not about data.
         code = "GRAPHQL_PARSE_FAILED" if "Syntax Error" in error.message else (
@@ -43,6 +79,17 @@ def _rewrite(error: GraphQLError) -> GraphQLError:
             nodes=error.nodes,
             path=error.path,
             extensions={"code": Code.BAD_USER_INPUT.value},
+        )
+    if database_unavailable(original):
+        return GraphQLError(
+            DATABASE_UNAVAILABLE,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": Code.SERVICE_UNAVAILABLE.value},
+        )
+    if quiet:
+        return GraphQLError(
+            error.message, extensions={"code": Code.INTERNAL_SERVER_ERROR.value}
         )
     log.error(
         "unexpected error in resolver",

@@ -16,6 +16,11 @@ from resolvers.releases import list_releases
 from resolvers.reports import get_report, list_reports
 from resolvers.viewer import viewer
 from schema import types as t
+from schema.admin import AdminMutations, AdminQueries
+from schema.audit import AuditQueries
+from schema.availability import AvailabilityQueries
+from schema.caching import CachedValidation
+from schema.downloads import DownloadMutations
 from schema.errors import StableErrors
 from schema.execution import PlainFieldExecutionContext
 
@@ -56,8 +61,13 @@ class ReportQueries:
         return await get_report(info, id)
 
 
-QUERY_PARTS: tuple[type, ...] = (ReportQueries,)
-MUTATION_PARTS: tuple[type, ...] = ()
+QUERY_PARTS: tuple[type, ...] = (
+    ReportQueries,
+    AuditQueries,
+    AdminQueries,
+    AvailabilityQueries,
+)
+MUTATION_PARTS: tuple[type, ...] = (DownloadMutations, AdminMutations)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS) if MUTATION_PARTS else None
@@ -77,6 +87,7 @@ def build_schema(
     return Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[StableErrors, *(extensions or [])],
+        # Last, so that the query limits refuse a query before it is validated.
+        extensions=[StableErrors, *(extensions or []), CachedValidation],
         execution_context_class=PlainFieldExecutionContext,
     )

@@ -17,23 +17,36 @@ from typing import Any
 import asyncpg
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 
+from audit.checkpoints import checkpoint_schedule
 from audit.writer import Origin
 from auth.dev import DevIssuer
 from auth.errors import AuthenticationError, TokenFailure
 from auth.principal import Principal, load_assignments
 from auth.tokens import Claims, JWKSCache, TokenVerifier
 from db.bootstrap import Database, open_database
-from db.migrate import pending
 from db.pool import create_pool
+from portal import portal_mount
 from resolvers.context import Context
 from resolvers.cursors import CursorSealer
 from schema import build_schema
+from schema.errors import DATABASE_UNAVAILABLE, database_unavailable
+from schema.limits import QueryLimits, limits_extension
+from soars import health, telemetry
+from soars.downloads import DownloadRoute
+from soars.guards import (
+    CancelOnDisconnect,
+    RequestGuard,
+    cors_middleware,
+    internal_error,
+)
 from soars.settings import Settings
 
 log = logging.getLogger("soars.app")
@@ -56,6 +69,13 @@ class Services:
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def authenticate(self, authorization: str | None) -> Claims:
+        try:
+            return await self._authenticate(authorization)
+        except AuthenticationError as error:
+            telemetry.record_token_failure(error.reason.value)
+            raise
+
+    async def _authenticate(self, authorization: str | None) -> Claims:
         if not authorization:
             raise AuthenticationError(TokenFailure.MISSING)
         scheme, _, token = authorization.partition(" ")
@@ -95,11 +115,14 @@ def _unverified_issuer(token: str) -> str | None:
 
 
 def origin_of(request: Request) -> Origin:
-    supplied = request.headers.get("x-request-id", "")
-    request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    # TelemetryMiddleware decides the request id once per request.
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id is None:
+        supplied = request.headers.get("x-request-id", "")
+        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
     return Origin(
         request_id=request_id,
-        trace_id=None,
+        trace_id=telemetry.current_trace_id(),
         client_addr=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
     )
@@ -121,19 +144,44 @@ def unauthenticated(error: AuthenticationError) -> JSONResponse:
     )
 
 
+def schema_extensions(settings: Settings) -> list[type[SchemaExtension]]:
+    """Telemetry and query limits; introspection off in production."""
+    production = not settings.is_development
+    extensions: list[type[SchemaExtension]] = [
+        telemetry.GraphQLTelemetry,
+        limits_extension(
+            QueryLimits(
+                max_tokens=settings.query_tokens_max,
+                max_depth=settings.query_depth_max,
+                max_aliases=settings.query_aliases_max,
+                max_cost=settings.query_cost_max,
+                max_page=settings.page_size_max,
+                hide_suggestions=production,
+            )
+        ),
+    ]
+    if production:
+        extensions.append(DisableIntrospection)
+    return extensions
+
+
 class SoarsGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services) -> None:
         super().__init__(
-            build_schema(),
+            build_schema(schema_extensions(services.settings)),
             graphql_ide="graphiql" if services.settings.graphiql else None,
             allow_queries_via_get=False,
             multipart_uploads_enabled=False,
+            subscription_protocols=(),  # no websocket protocol: no feature needs one
         )
         self.services = services
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        claims: Claims | None = request.scope.get("state", {}).get("claims")
-        principal = await self.services.principal(claims) if claims else None
+        state = request.scope.get("state", {})
+        principal: Principal | None = state.get("principal")
+        claims: Claims | None = state.get("claims")
+        if principal is None and claims is not None:
+            principal = await self.services.principal(claims)
         return Context(
             request=request,
             response=response,
@@ -163,8 +211,33 @@ class GraphQLEndpoint:
         except AuthenticationError as error:
             await unauthenticated(error)(scope, receive, send)
             return
-        scope.setdefault("state", {})["claims"] = claims
+        try:
+            principal = await self.services.principal(claims)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            await _unavailable()(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["claims"] = claims
+        state["principal"] = principal
         await self.graphql(scope, receive, send)
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse(
+        {
+            "data": None,
+            "errors": [
+                {
+                    "message": DATABASE_UNAVAILABLE,
+                    "extensions": {"code": "SERVICE_UNAVAILABLE"},
+                }
+            ],
+        },
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 def _secret(settings: Settings) -> str:
@@ -189,13 +262,24 @@ def dev_issuer_for(settings: Settings) -> DevIssuer:
 
 
 def create_app(settings: Settings) -> Starlette:
+    telemetry.install()  # once per process, as the OTEL_* variables say
     services_box: dict[str, Services] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_database(settings, migrate_now=settings.is_development) as database:
+        # Development migrates on start; production leaves that to `soars db
+        # migrate` (one owner login, one run), and so does a replica given
+        # only the runtime login.
+        owner_known = settings.database_url is not None or (
+            settings.runtime_database_url is None
+        )
+        migrate_now = settings.is_development and owner_known
+        async with open_database(settings, migrate_now=migrate_now) as database:
             pool = await create_pool(
-                database.runtime_dsn, min_size=settings.pool_min, max_size=settings.pool_max
+                database.runtime_dsn,
+                min_size=settings.pool_min,
+                max_size=settings.pool_max,
+                init=telemetry.trace_connection,
             )
             http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
             try:
@@ -234,10 +318,12 @@ def create_app(settings: Settings) -> Starlette:
                         jwks=jwks,
                         leeway=settings.token_leeway,
                     )
+                await health.warm_up_jwks(services)
                 services_box["services"] = services
                 app.state.services = services
                 graphql.inner = GraphQLEndpoint(services)
-                yield
+                async with checkpoint_schedule(pool, settings):
+                    yield
             finally:
                 await http.aclose()
                 await pool.close()
@@ -257,30 +343,30 @@ def create_app(settings: Settings) -> Starlette:
             return JSONResponse({"error": "not_found"}, status_code=404)
         return JSONResponse(services.dev_issuer.jwks())
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    probes = health.endpoints(lambda: services_box.get("services"))
 
-    async def readyz(request: Request) -> Response:
-        services = services_box.get("services")
-        problems = []
-        if services is None:
-            problems.append("starting")
-        else:
-            try:
-                async with services.pool.acquire() as conn:
-                    if await pending(conn):
-                        problems.append("migrations pending: run `soars db migrate`")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                problems.append("database unreachable")
-        if problems:
-            return JSONResponse({"status": "unavailable", "problems": problems}, 503)
-        return JSONResponse({"status": "ready"})
+    downloads = DownloadRoute(lambda: services_box.get("services"))
 
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        Route("/graphql", CancelOnDisconnect(graphql), methods=["GET", "POST"]),
+        Route("/healthz", probes["/healthz"]),
+        Route("/readyz", probes["/readyz"]),
+        Route("/downloads", downloads, methods=["GET"]),
+        Route("/downloads/{token}", downloads, methods=["GET"]),
     ]
     if settings.is_development:
         routes.append(Route("/dev/.well-known/jwks.json", dev_jwks))
-    return Starlette(routes=routes, lifespan=lifespan)
+    # The web portal serves every path no API route claims: keep it last.
+    middleware = [
+        # First: probes are answered before telemetry sees them (soars.health).
+        Middleware(health.Probes, services_of=lambda: services_box.get("services")),
+        Middleware(telemetry.TelemetryMiddleware),
+        *cors_middleware(settings.cors_origins),
+        Middleware(RequestGuard, max_body_bytes=settings.max_request_bytes),
+    ]
+    return Starlette(
+        routes=[*routes, portal_mount(settings, _secret(settings))],
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={Exception: internal_error},
+    )

@@ -27,6 +27,7 @@ examples:
   soars orgs load ../shared/data/cde/pubschls_2018-06-26.txt \\
                   ../shared/data/cde/graddownload2019.txt
   soars sample cci --out cci-2019.csv
+  soars sample ltel --out ltel-2019.csv
   soars releases load --type cci --year 2019 cci-2019.csv
   soars releases publish 1 --until 2027-06-30
   soars roles grant --subject alice --org 19647330000000 --role accountability_coordinator
@@ -49,6 +50,7 @@ async def _with_owner(
     from db.bootstrap import open_database
 
     async with open_database(settings, migrate_now=True) as database:
+        assert database.owner_dsn is not None  # migrate_now refuses runtime-only
         conn = await asyncpg.connect(database.owner_dsn)
         try:
             return await work(conn)
@@ -103,11 +105,57 @@ def _grad_file(settings: Settings, given: str | None) -> Path:
 def cmd_sample_cci(settings: Settings, args: argparse.Namespace) -> None:
     from db.samples import write_cci_sample
 
+    from soars.progress import Progress
+
     grad = _grad_file(settings, args.grad)
     out = Path(args.out)
-    with out.open("w", encoding="utf-8", newline="") as handle:
-        stats = write_cci_sample(grad, handle, seed=args.seed, year=args.year)
+    with (
+        out.open("w", encoding="utf-8", newline="") as handle,
+        Progress(f"writing {out.name}", unit="students") as progress,
+    ):
+        stats = write_cci_sample(
+            grad, handle, seed=args.seed, year=args.year, progress=progress.counted
+        )
     _print(f"{out}: {stats.students} students in {stats.schools} schools (seed {args.seed})")
+
+
+def _cde_file(settings: Settings, given: str | None, name: str, option: str) -> Path:
+    path = Path(given) if given else settings.cde_data / name
+    if not path.exists():
+        raise CommandError(
+            f"{path} not found: pass {option} PATH or set SOARS_CDE_DATA to the "
+            f"folder holding {name}"
+        )
+    return path
+
+
+def cmd_sample_ltel(settings: Settings, args: argparse.Namespace) -> None:
+    from db.samples import write_ltel_sample
+    from soars.progress import Progress
+
+    elpi = _cde_file(settings, args.elpi, "elpidownload2019.txt", "--elpi")
+    directory = _cde_file(
+        settings, args.directory, "pubschls_2018-06-26.txt", "--directory"
+    )
+    out = Path(args.out)
+    with (
+        out.open("w", encoding="utf-8", newline="") as handle,
+        Progress(f"writing {out.name}", unit="learners") as progress,
+    ):
+        stats = write_ltel_sample(
+            elpi,
+            directory,
+            handle,
+            seed=args.seed,
+            year=args.year,
+            progress=progress.counted,
+        )
+    _print(
+        f"{out}: {stats.ltel} LTEL and {stats.at_risk} at-risk students of "
+        f"{stats.english_learners} English learners in {stats.schools} schools "
+        f"(seed {args.seed}); load {elpi.name} with `soars orgs load` first, for "
+        "schools newer than the directory"
+    )
 
 
 # -- releases ---------------------------------------------------------------
@@ -116,7 +164,9 @@ def cmd_sample_cci(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_releases_load(settings: Settings, args: argparse.Namespace) -> None:
     from audit.tags import Action, Outcome
     from audit.writer import SYSTEM, record
+    from db.errors import LoadError
     from db.releases import create_release, load_release_file
+    from soars.progress import StepProgress
 
     path = Path(args.file)
 
@@ -127,14 +177,32 @@ def cmd_releases_load(settings: Settings, args: argparse.Namespace) -> None:
                 conn, report_type=args.type, year=args.year, label=args.label
             )
             _print(f"release {release_id} created ({args.type.upper()} {args.year})")
+        progress = StepProgress(f"release {release_id}")
         try:
-            summary = await load_release_file(conn, release_id, path)
-        except Exception:
+            summary = await load_release_file(conn, release_id, path, progress=progress)
+        except Exception as error:
+            if isinstance(error, LoadError):
+                # The refusal itself is kept on the release (its load summary).
+                await record(
+                    conn,
+                    action=Action.RELEASE_LOADED,
+                    outcome=Outcome.FAILED,
+                    actor=SYSTEM,
+                    release_id=release_id,
+                    detail={
+                        "file": path.name,
+                        "line": error.line,
+                        "field": error.field,
+                        "bad_lines": error.bad_lines,
+                    },
+                )
             if args.release is None:
                 await conn.execute(
                     "delete from releases where id = $1 and status = 'draft'", release_id
                 )
             raise
+        finally:
+            progress.close()
         await record(
             conn,
             action=Action.RELEASE_LOADED,
@@ -161,7 +229,7 @@ def cmd_releases_publish(settings: Settings, args: argparse.Namespace) -> None:
     until = _date(args.until, "--until")
 
     async def work(conn: asyncpg.Connection) -> None:
-        await publish(conn, args.id, until)
+        published = await publish(conn, args.id, until)
         await record(
             conn,
             action=Action.RELEASE_PUBLISHED,
@@ -171,6 +239,16 @@ def cmd_releases_publish(settings: Settings, args: argparse.Namespace) -> None:
             detail={"available_until": until.isoformat()},
         )
         _print(f"release {args.id} is published until {until.isoformat()}")
+        if published.withdrew is not None:
+            await record(
+                conn,
+                action=Action.RELEASE_WITHDRAWN,
+                outcome=Outcome.GRANTED,
+                actor=SYSTEM,
+                release_id=published.withdrew,
+                detail={"reason": "superseded", "superseded_by": args.id},
+            )
+            _print(f"release {published.withdrew}, which it corrects, is withdrawn")
 
     asyncio.run(_with_owner(settings, work))
 
@@ -275,27 +353,115 @@ def cmd_roles_revoke(settings: Settings, args: argparse.Namespace) -> None:
 # -- audit ------------------------------------------------------------------
 
 
+def _public_keys(settings: Settings, given: list[str] | None) -> list[Any]:
+    from audit.keys import AuditKeyError, public_keys_for
+
+    try:
+        return public_keys_for(settings, [Path(p) for p in given or ()])
+    except AuditKeyError as error:
+        raise CommandError(str(error)) from None
+
+
+def _report(report: Any) -> None:
+    for line in report.lines():
+        _print(line)
+    if not report.ok:
+        raise SystemExit(1)
+
+
 def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> None:
-    from audit.chain import export_events
+    from audit.verify import export_events
+
+    from soars.progress import Progress
 
     async def work(conn: asyncpg.Connection) -> None:
-        async for line in export_events(conn, org_cds=args.org):
-            sys.stdout.write(line + "\n")
+        total = await conn.fetchval(
+            "select count(*) from audit_events "
+            "where $1::text is null or chain_org = $1",
+            args.org,
+        )
+        # On standard error, beside the export on standard output.
+        with Progress("exporting", total=total, unit="events") as progress:
+            async for line in export_events(conn, org_cds=args.org):
+                sys.stdout.write(line + "\n")
+                if line.startswith('{"id":'):  # an event, not a header or checkpoint
+                    progress.advance()
 
     asyncio.run(_with_owner(settings, work))
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
-    from audit.chain import verify_database
+    from audit.verify import verify_database
+    from soars.progress import Progress
 
-    async def work(conn: asyncpg.Connection) -> bool:
-        report = await verify_database(conn)
-        for line in report.lines():
-            _print(line)
-        return report.ok
+    keys = _public_keys(settings, args.public_key)
 
-    if not asyncio.run(_with_owner(settings, work)):
-        raise SystemExit(1)
+    async def work(conn: asyncpg.Connection) -> Any:
+        with Progress("verifying", unit="events") as progress:
+            return await verify_database(conn, keys, progress=progress.counted)
+
+    _report(asyncio.run(_with_owner(settings, work)))
+
+
+def cmd_audit_verify_export(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.verify import ExportFormatError, verify_export
+
+    keys = _public_keys(settings, args.public_key)
+    try:
+        report = verify_export(Path(args.file), keys)
+    except OSError as error:
+        raise CommandError(f"{args.file}: {error.strerror or error}") from None
+    except ExportFormatError as error:
+        raise CommandError(str(error)) from None
+    _report(report)
+
+
+def cmd_audit_checkpoint(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.checkpoints import make_checkpoint
+    from audit.keys import AuditKeyError, signing_key_for
+
+    try:
+        key = signing_key_for(settings)
+    except AuditKeyError as error:
+        raise CommandError(str(error)) from None
+
+    async def work(conn: asyncpg.Connection) -> None:
+        checkpoint = await make_checkpoint(conn, key)
+        if checkpoint is None:
+            _print("no chain grew since the last checkpoint; nothing to sign")
+            return
+        chains = checkpoint.message.count("\nchain ")
+        _print(
+            f"checkpoint {checkpoint.number} signed with key {checkpoint.key_id}: "
+            f"the heads of {chains} chains"
+        )
+
+    asyncio.run(_with_owner(settings, work))
+
+
+def cmd_audit_keygen(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.keys import AuditKeyError, generate_signing_key, key_id, public_pem
+
+    try:
+        key = generate_signing_key(Path(args.path))
+    except (AuditKeyError, OSError) as error:
+        raise CommandError(str(error)) from None
+    public = key.public_key()
+    print(
+        f"signing key {key_id(public)} written to {args.path} (mode 0600)",
+        file=sys.stderr,
+    )
+    sys.stdout.write(public_pem(public))
+
+
+def cmd_audit_public_key(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.keys import AuditKeyError, public_pem, signing_key_for
+
+    try:
+        public = signing_key_for(settings).public_key()
+    except AuditKeyError as error:
+        raise CommandError(str(error)) from None
+    sys.stdout.write(public_pem(public))
 
 
 # -- dev --------------------------------------------------------------------
@@ -330,8 +496,13 @@ def cmd_schema_print(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from soars import telemetry
     from soars.app import create_app
 
+    # JSON log lines with request and trace ids, uvicorn's own included;
+    # traces and metrics as the OTEL_* variables say.
+    telemetry.configure_logging()
+    telemetry.install()
     host = args.host or settings.host
     port = args.port or settings.port
     if (host, port) != (settings.host, settings.port) and not os.environ.get(
@@ -346,13 +517,76 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         port=port,
         log_level="info",
         access_log=False,  # request lines can carry ids; the app logs what it needs
+        log_config=None,  # keep the JSON logging set up above
         proxy_headers=False,
         ws="none",
         lifespan="on",
     )
 
 
+# -- health -----------------------------------------------------------------
+
+
+def cmd_health(settings: Settings, args: argparse.Namespace) -> None:
+    import urllib.error
+    import urllib.request
+
+    path = "/readyz" if args.ready else "/healthz"
+    if args.url:
+        base = args.url.rstrip("/")
+    else:
+        # The service listening on all interfaces is reached over loopback.
+        host = settings.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        shown = f"[{host}]" if ":" in host else host
+        base = f"http://{shown}:{settings.port}"
+    try:
+        with urllib.request.urlopen(base + path, timeout=args.timeout) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise CommandError(f"{base}{path} did not answer: {reason}") from None
+    _print(body.decode("utf-8", "replace").strip())
+    if status != 200:
+        raise SystemExit(1)
+
+
 # -- parser -----------------------------------------------------------------
+
+
+def subcommands(
+    parser: argparse.ArgumentParser,
+) -> list[tuple[str, str | None, argparse.ArgumentParser]]:
+    """(name, one-line help, parser) of each command under `parser`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            return [(name, helps.get(name), sub) for name, sub in action.choices.items()]
+    return []
+
+
+def _describe_groups(parser: argparse.ArgumentParser) -> None:
+    # `soars audit --help` and the like: what the group is for (its one-line
+    # help) and an example of each of its commands, taken from their own help.
+    for _, help_text, group in subcommands(parser):
+        commands = subcommands(group)
+        if not commands:
+            continue
+        _describe_groups(group)
+        examples = [
+            line.strip()
+            for _, _, command in commands
+            for line in (command.epilog or "").splitlines()[1:]
+            if line.strip()
+        ]
+        group.description = group.description or help_text
+        group.epilog = group.epilog or "examples:\n" + "\n".join(
+            f"  {example}" for example in examples
+        )
+        group.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,12 +615,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.set_defaults(run=cmd_serve)
 
-    db = sub.add_parser("db", help="Database commands.").add_subparsers(dest="db", required=True)
+    health = command(
+        sub,
+        "health",
+        "Ask a running service whether it is alive (/healthz) or ready to serve "
+        "(--ready: database reachable, migrations current, signing keys loaded). "
+        "Prints its answer; exits 1 if not. The container's HEALTHCHECK.",
+        "soars health --ready --url http://127.0.0.1:8000",
+    )
+    health.add_argument("--ready", action="store_true", help="ask /readyz, not /healthz")
+    health.add_argument("--url", help="the service (default: SOARS_HOST and SOARS_PORT)")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    health.set_defaults(run=cmd_health)
+
+    db = sub.add_parser(
+        "db", help="The database: apply the migrations, as the owner role."
+    ).add_subparsers(dest="db", required=True)
     command(db, "migrate", "Apply the SQL migrations not yet applied.", "soars db migrate").set_defaults(
         run=cmd_db_migrate
     )
 
-    orgs = sub.add_parser("orgs", help="Organizations.").add_subparsers(dest="orgs", required=True)
+    orgs = sub.add_parser(
+        "orgs", help="Organizations: LEAs, schools and charters from CDE files."
+    ).add_subparsers(dest="orgs", required=True)
     load = command(
         orgs,
         "load",
@@ -397,7 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", metavar="PATH")
     load.set_defaults(run=cmd_orgs_load)
 
-    sample = sub.add_parser("sample", help="Generate sample files.").add_subparsers(
+    sample = sub.add_parser(
+        "sample", help="Made-up student files whose counts match public CDE files."
+    ).add_subparsers(
         dest="sample", required=True
     )
     cci = command(
@@ -412,8 +665,26 @@ def build_parser() -> argparse.ArgumentParser:
     cci.add_argument("--year", type=int, default=2019)
     cci.add_argument("--out", required=True)
     cci.set_defaults(run=cmd_sample_cci)
+    ltel = command(
+        sample,
+        "ltel",
+        "Write a made-up LTEL and at-risk student file: per school, as many English "
+        "learners as the public 2019 English Learner Progress Indicator file counts, "
+        "designated by Education Code 313.1.",
+        "soars sample ltel --seed 7 --out ltel-2019.csv",
+    )
+    ltel.add_argument("--elpi", help="elpidownload2019.txt (default: in SOARS_CDE_DATA)")
+    ltel.add_argument(
+        "--directory", help="pubschls_2018-06-26.txt (default: in SOARS_CDE_DATA)"
+    )
+    ltel.add_argument("--seed", type=int, default=2019)
+    ltel.add_argument("--year", type=int, default=2019)
+    ltel.add_argument("--out", required=True)
+    ltel.set_defaults(run=cmd_sample_ltel)
 
-    releases = sub.add_parser("releases", help="Releases.").add_subparsers(
+    releases = sub.add_parser(
+        "releases", help="Releases: load a student file, publish it, list them."
+    ).add_subparsers(
         dest="releases", required=True
     )
     rload = command(
@@ -442,7 +713,9 @@ def build_parser() -> argparse.ArgumentParser:
         run=cmd_releases_list
     )
 
-    roles = sub.add_parser("roles", help="Role assignments.").add_subparsers(
+    roles = sub.add_parser(
+        "roles", help="Role assignments: who sees which organization's reports."
+    ).add_subparsers(
         dest="roles", required=True
     )
     for name, runner, text in (
@@ -464,33 +737,80 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--until", help="last day of the assignment, YYYY-MM-DD")
         p.set_defaults(run=runner)
 
-    audit = sub.add_parser("audit", help="The audit trail.").add_subparsers(
+    audit = sub.add_parser(
+        "audit", help="The audit trail: export, verify, sign checkpoints, keys."
+    ).add_subparsers(
         dest="audit", required=True
     )
     export = command(
         audit,
         "export",
-        "Print audit events as JSON lines, oldest first (one organization's chain "
-        "with --org).",
+        "Print the audit trail as JSON lines: a header, the signed checkpoints, "
+        "then the events oldest first (one organization's chain with --org).",
         "soars audit export --org 19647330000000 > lausd-audit.jsonl",
     )
     export.add_argument("--org", metavar="CDS")
     export.set_defaults(run=cmd_audit_export)
-    command(
+    verify = command(
         audit,
         "verify",
-        "Recompute every hash chain; name the first bad event of each; exit 1 if any.",
-        "soars audit verify",
-    ).set_defaults(run=cmd_audit_verify)
+        "Recompute every hash chain and check every checkpoint's signature; name "
+        "the first bad event of each chain; exit 1 if anything is wrong.",
+        "soars audit verify --public-key audit-public.pem",
+    )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        metavar="PEM",
+        help="verify checkpoints with this key (repeatable; default: "
+        "SOARS_AUDIT_PUBLIC_KEY, else the signing key's)",
+    )
+    verify.set_defaults(run=cmd_audit_verify)
+    verify_file = command(
+        audit,
+        "verify-export",
+        "Verify an export file with the public key alone, no database: how an "
+        "LEA checks its own chain. Exit 1 if anything is wrong.",
+        "soars audit verify-export lausd-audit.jsonl --public-key audit-public.pem",
+    )
+    verify_file.add_argument("file", metavar="FILE")
+    verify_file.add_argument("--public-key", action="append", metavar="PEM")
+    verify_file.set_defaults(run=cmd_audit_verify_export)
+    command(
+        audit,
+        "checkpoint",
+        "Sign the heads of the chains that grew since the last checkpoint "
+        "(SOARS_AUDIT_SIGNING_KEY).",
+        "soars audit checkpoint",
+    ).set_defaults(run=cmd_audit_checkpoint)
+    keygen = command(
+        audit,
+        "keygen",
+        "Make a new Ed25519 checkpoint signing key (mode 0600); print its public key.",
+        "soars audit keygen /etc/soars/audit-signing.pem > audit-public.pem",
+    )
+    keygen.add_argument("path", metavar="PATH")
+    keygen.set_defaults(run=cmd_audit_keygen)
+    command(
+        audit,
+        "public-key",
+        "Print the public key that verifies this service's checkpoints (PEM), to "
+        "hand to auditors and LEAs.",
+        "soars audit public-key > audit-public.pem",
+    ).set_defaults(run=cmd_audit_public_key)
 
-    schema = sub.add_parser("schema", help="The GraphQL schema.").add_subparsers(
+    schema = sub.add_parser(
+        "schema", help="The GraphQL schema: print its SDL."
+    ).add_subparsers(
         dest="schema", required=True
     )
     command(
         schema, "print", "Print the GraphQL SDL.", "soars schema print > schema.graphql"
     ).set_defaults(run=cmd_schema_print)
 
-    dev = sub.add_parser("dev", help="Development mode helpers.").add_subparsers(
+    dev = sub.add_parser(
+        "dev", help="Development mode: tokens of the development issuer, sample data."
+    ).add_subparsers(
         dest="dev", required=True
     )
     token = command(
@@ -510,6 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Load the real directory, a sample CCI release and demo users (idempotent).",
         "soars dev setup",
     ).set_defaults(run=cmd_dev_setup)
+    _describe_groups(parser)
     return parser
 
 

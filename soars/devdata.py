@@ -11,6 +11,7 @@ from db.organizations import load_organizations
 from db.releases import create_release, load_release_file, publish
 from db.roles import grant
 from db.samples import write_cci_sample
+from soars.progress import Progress, StepProgress
 from soars.settings import Settings
 
 DEMO_USERS = (
@@ -47,11 +48,20 @@ async def set_up_sample_data(
         sample = settings.data_dir / "samples" / "cci-2019.csv"
         sample.parent.mkdir(parents=True, exist_ok=True)
         if not sample.exists():
-            with sample.open("w", encoding="utf-8", newline="") as handle:
-                stats = write_cci_sample(grad, handle, seed=2019, year=2019)
+            with (
+                sample.open("w", encoding="utf-8", newline="") as handle,
+                Progress("sample CCI file", unit="students") as progress,
+            ):
+                stats = write_cci_sample(
+                    grad, handle, seed=2019, year=2019, progress=progress.counted
+                )
             say(f"sample CCI file: {stats.students} students in {stats.schools} schools")
         release = await create_release(conn, report_type="cci", year=2019, label="CCI 2019 (sample)")
-        loaded = await load_release_file(conn, release, sample)
+        steps = StepProgress(f"release {release}")
+        try:
+            loaded = await load_release_file(conn, release, sample, progress=steps)
+        finally:
+            steps.close()
         await publish(conn, release, date.today() + timedelta(days=180))
         say(f"release {release}: {loaded.rows} students in {loaded.reports} reports, published")
 

@@ -10,6 +10,8 @@ def main() -> None:
         f"""
 SOARS is starting at {url}  (GraphiQL: {url}/graphql)
 
+The portal: open {url}/ in a browser and sign in as a sample user.
+
 Get a token for a Los Angeles Unified accountability coordinator:
 
   TOKEN=$(.venv/bin/soars dev token --subject lausd-coordinator)

@@ -34,6 +34,7 @@ from db.samples import write_cci_sample
 from soars.app import create_app
 from soars.settings import IssuerSettings, Mode, Settings
 from support.jwks_server import JWKSServer
+from support.own_postgres import OwnPostgres, load_districts, running_postgres
 from support.tokens import TestIssuer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,6 +136,23 @@ async def loaded(
     await load_release_file(owner, release, cci_sample_file)
     await publish(owner, release, date.today() + timedelta(days=90))
     return Loaded(cci_release=release)
+
+
+@pytest.fixture(scope="session")
+def own_postgres_server() -> Iterator[OwnPostgres]:
+    """A PostgreSQL of the session's own, for tests that stop and restart it."""
+    with running_postgres() as own:
+        yield own
+
+
+@pytest.fixture(scope="session")
+async def own_postgres(
+    own_postgres_server: OwnPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> OwnPostgres:
+    """That server, migrated, with four districts' CCI students published."""
+    folder = tmp_path_factory.mktemp("own-postgres")
+    await load_districts(own_postgres_server, cde_data(), folder)
+    return own_postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,8 @@ async def test_another_lea_gets_not_found_for_that_report_and_no_student(
     assert missing.json()["errors"][0]["message"] == body["errors"][0]["message"]
 
     denied = await owner.fetch(
-        "select outcome, org_cds, ssids from audit_events where actor_subject = $1",
+        "select outcome, org_cds, ssids from audit_events where actor_subject = $1 "
+        "order by id",
         outsider,
     )
     assert [(e["outcome"], e["org_cds"]) for e in denied[:1]] == [("denied", LAUSD)]

@@ -114,23 +114,23 @@ def _require_tool(name: str) -> str:
     return path
 
 
-def _lock_digest() -> str:
+def _lock_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     for name in ("package.json", "package-lock.json"):
-        digest.update((IDP_DIR / name).read_bytes())
+        digest.update((folder / name).read_bytes())
     return digest.hexdigest()
 
 
-def ensure_node_modules() -> None:
-    """Run ``npm ci`` in tests/idp unless node_modules matches the lock file."""
-    node_modules = IDP_DIR / "node_modules"
+def ensure_node_modules(folder: Path = IDP_DIR) -> None:
+    """Run ``npm ci`` in ``folder`` unless node_modules matches the lock file."""
+    node_modules = folder / "node_modules"
     stamp = node_modules / _STAMP_NAME
-    wanted = _lock_digest()
+    wanted = _lock_digest(folder)
     if stamp.is_file() and stamp.read_text().strip() == wanted:
         return
     npm = _require_tool("npm")
     # Serialise installs between concurrent test processes (e.g. xdist workers).
-    lock_id = hashlib.sha256(str(IDP_DIR).encode()).hexdigest()[:16]
+    lock_id = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
     lock_path = Path(tempfile.gettempdir()) / f"soars-idp-npm-{lock_id}.lock"
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -139,17 +139,17 @@ def ensure_node_modules() -> None:
         try:
             done = subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=IDP_DIR,
+                cwd=folder,
                 capture_output=True,
                 text=True,
                 timeout=NPM_CI_TIMEOUT_S,
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise IdpError(f"`npm ci` in {IDP_DIR} timed out") from exc
+            raise IdpError(f"`npm ci` in {folder} timed out") from exc
         if done.returncode != 0:
             raise IdpError(
-                f"`npm ci` in {IDP_DIR} failed with exit code {done.returncode}:\n"
+                f"`npm ci` in {folder} failed with exit code {done.returncode}:\n"
                 f"{done.stdout}\n{done.stderr}"
             )
         stamp.write_text(wanted + "\n")
