@@ -15,6 +15,7 @@ class Action(StrEnum):
     REPORT_DOWNLOAD_REFUSED = "report:download:refused"
     AUDIT_EVENTS_READ = "audit:events:read"
     AUDIT_DISCLOSURES_READ = "audit:disclosures:read"
+    AUDIT_TRAIL_VERIFIED = "audit:trail:verified"
     RELEASE_LOADED = "admin:release:loaded"
     RELEASE_CREATED = "admin:release:created"
     RELEASE_PUBLISHED = "admin:release:published"

@@ -102,8 +102,6 @@ mutation Revoke($subject: String!, $org: String!, $role: Role!, $issuer: String)
     + GRANT_FIELDS
     + "} }"
 )
-# TODO(#5): the API cannot list assignments yet; this is the query the page
-# needs to show who holds which role at an organization.
 ASSIGNMENTS = (
     """
 query Assignments($org: String, $subject: String) {

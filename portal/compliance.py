@@ -57,8 +57,6 @@ query Disclosures($ssid: String!, $after: String) {
 """
 )
 
-# TODO(#4): the API has no field for the last `soars audit verify` run or the
-# latest checkpoint yet; this is the query the page needs.
 INTEGRITY = (
     VIEWER
     + """

@@ -39,6 +39,7 @@ from resolvers import convert
 from resolvers.context import Context, context_of
 from resolvers.cursors import decode_id, encode_id
 from resolvers.errors import ApiError, AuditUnavailable, BadUserInput, Forbidden
+from resolvers.paging import clamp_first
 from schema import admin as a
 from schema import types as t
 
@@ -416,8 +417,71 @@ def _org_code(organization: str) -> str:
     return organization
 
 
+# Scope in SQL: no row at all unless the caller holds state_admin now.
+_ASSIGNMENTS = """
+select ra.id, ra.issuer, ra.subject, ra.org_cds, ra.role, ra.ends_on,
+       ra.granted_at, ra.granted_by, ra.revoked_at, ra.revoked_by,
+       o.name as org_name, o.kind as org_kind, o.county as org_county
+from role_assignments ra join organizations o on o.cds_code = ra.org_cds
+where exists (
+    select 1 from role_assignments me
+    where me.issuer = $1 and me.subject = $2 and me.role = 'state_admin'
+      and me.org_cds = '00000000000000' and me.revoked_at is null
+      and (me.ends_on is null or me.ends_on >= current_date)
+)
+  and ($3::text is null or ra.org_cds = $3)
+  and ($4::text is null or ra.subject = $4)
+  and ra.id > $5
+order by ra.id
+limit $6
+"""
+
+
+async def list_assignments(
+    info: Any,
+    organization: str | None,
+    subject: str | None,
+    first: int,
+    after: str | None,
+) -> a.RoleGrantConnection:
+    ctx = context_of(info)
+    principal = ctx.require_principal()
+    limit = clamp_first(first, ctx.settings.page_size_max)
+    if organization is not None:
+        _org_code(organization)
+    if not await ctx.pool.fetchval(_IS_ADMIN, principal.issuer, principal.subject):
+        raise Forbidden(_NOT_ADMIN)
+    after_id = int(ctx.cursors.open("assignments", after)) if after else 0
+    rows = await ctx.pool.fetch(
+        _ASSIGNMENTS,
+        principal.issuer,
+        principal.subject,
+        organization,
+        subject.strip() if subject else None,
+        after_id,
+        limit + 1,
+    )
+    edges = [
+        t.Edge(
+            cursor=ctx.cursors.seal("assignments", str(row["id"])),
+            node=_grant_of(row),
+        )
+        for row in rows[:limit]
+    ]
+    return a.RoleGrantConnection(
+        edges=edges,
+        page_info=t.PageInfo(
+            has_next_page=len(rows) > limit,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
 async def _assignment(conn: asyncpg.Connection, assignment_id: int) -> a.RoleGrant:
-    row = await conn.fetchrow(_ASSIGNMENT, assignment_id)
+    return _grant_of(await conn.fetchrow(_ASSIGNMENT, assignment_id))
+
+
+def _grant_of(row: Any) -> a.RoleGrant:
     return a.RoleGrant(
         id=encode_id("RoleAssignment", row["id"]),  # type: ignore[arg-type]
         issuer=row["issuer"],

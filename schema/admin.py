@@ -69,7 +69,29 @@ class RoleGrant:
 
 
 @strawberry.type
+class RoleGrantConnection:
+    edges: list[t.Edge[RoleGrant]]
+    page_info: t.PageInfo
+
+
+@strawberry.type
 class AdminQueries:
+    @strawberry.field(
+        description="State administrators: role assignments, active and revoked, "
+        "optionally of one organization or one subject, oldest first."
+    )
+    async def role_assignments(
+        self,
+        info: strawberry.Info,
+        organization: str | None = None,
+        subject: str | None = None,
+        first: int = 100,
+        after: str | None = None,
+    ) -> RoleGrantConnection:
+        from resolvers.admin import list_assignments
+
+        return await list_assignments(info, organization, subject, first, after)
+
     @strawberry.field(
         description="State administrators: what a release holds after its load "
         "(reports, rows per organization) and the lines of refused loads."

@@ -23,6 +23,7 @@ from schema.caching import CachedValidation
 from schema.downloads import DownloadMutations
 from schema.errors import StableErrors
 from schema.execution import PlainFieldExecutionContext
+from schema.integrity import IntegrityQueries
 
 
 @strawberry.type
@@ -66,6 +67,7 @@ QUERY_PARTS: tuple[type, ...] = (
     AuditQueries,
     AdminQueries,
     AvailabilityQueries,
+    IntegrityQueries,
 )
 MUTATION_PARTS: tuple[type, ...] = (DownloadMutations, AdminMutations)
 

@@ -397,8 +397,27 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> None:
     keys = _public_keys(settings, args.public_key)
 
     async def work(conn: asyncpg.Connection) -> Any:
+        from audit.tags import Action, Outcome
+        from audit.writer import SYSTEM, record
+
         with Progress("verifying", unit="events") as progress:
-            return await verify_database(conn, keys, progress=progress.counted)
+            report = await verify_database(conn, keys, progress=progress.counted)
+        # The result joins the trail it describes, so compliance officers
+        # see when the trail was last verified and what was found.
+        problems = [line for line in report.lines() if not line.startswith("OK")]
+        await record(
+            conn,
+            action=Action.AUDIT_TRAIL_VERIFIED,
+            outcome=Outcome.GRANTED if report.ok else Outcome.FAILED,
+            actor=SYSTEM,
+            detail={
+                "chains": len(report.chains),
+                "events": report.events,
+                "checkpoints": report.checkpoints,
+                "problems": problems[:20] if not report.ok else [],
+            },
+        )
+        return report
 
     _report(asyncio.run(_with_owner(settings, work)))
 

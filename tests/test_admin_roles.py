@@ -210,3 +210,52 @@ async def test_a_revoked_assignment_stays_revoked(
         await owner.execute(
             "update role_assignments set revoked_at = null where subject = $1", subject
         )
+
+
+ASSIGNMENTS = """
+query($org: String, $subject: String, $first: Int!, $after: String) {
+  roleAssignments(organization: $org, subject: $subject, first: $first, after: $after) {
+    edges { node { subject role revokedAt organization { cdsCode } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+async def test_a_state_administrator_lists_an_organizations_assignments(
+    gql: GraphQLClient, assign
+) -> None:
+    admin = await assign(STATE, "state_admin")
+    holders = {
+        await assign(NAPA_VALLEY, "accountability_coordinator"),
+        await assign(NAPA_VALLEY, "calpads_coordinator"),
+        await assign(NAPA_VALLEY, "compliance_officer"),
+    }
+
+    seen: list[dict] = []
+    after = None
+    while True:
+        body = await _run(
+            gql, ASSIGNMENTS, {"org": NAPA_VALLEY, "first": 2, "after": after}, admin
+        )
+        assert "errors" not in body, body
+        page = body["data"]["roleAssignments"]
+        seen.extend(edge["node"] for edge in page["edges"])
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+
+    assert holders <= {node["subject"] for node in seen}
+    assert {node["organization"]["cdsCode"] for node in seen} == {NAPA_VALLEY}
+
+
+@pytest.mark.parametrize("role", ["accountability_coordinator", "compliance_officer"])
+async def test_only_state_administrators_list_assignments(
+    gql: GraphQLClient, assign, role: str
+) -> None:
+    other = await assign(NAPA_VALLEY, role)
+
+    body = await _run(gql, ASSIGNMENTS, {"org": NAPA_VALLEY, "first": 10}, other)
+
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
