@@ -42,6 +42,7 @@ class Scope:
     other_ssids: frozenset[str]
     other_schools: frozenset[str]
     report_ids: tuple[str, ...]
+    own_report_ids: tuple[str, ...]
     sample_ssids: tuple[str, ...]
     other_reader: str  # SFUSD's coordinator, whose reads LAUSD must not see
 
@@ -92,6 +93,9 @@ async def scope(
         other_ssids=frozenset(r["ssid"] for r in other),
         other_schools=frozenset(r["school_cds"] for r in other),
         report_ids=tuple(encode_id("Report", number) for number in reports),
+        own_report_ids=tuple(
+            encode_id("Report", number) for number in sorted({r["report_id"] for r in own})
+        ),
         other_reader=sfusd_reader,
         sample_ssids=tuple(
             sorted(r["ssid"] for r in own)[:20] + sorted(r["ssid"] for r in other)[:20]
@@ -202,6 +206,17 @@ def test_random_queries_never_return_another_lea_s_student(
     answered = {"data": 0, "students": 0}
     asked: set[str] = set()
 
+    # Pages of the caller's own report, for every purpose and a few field
+    # lists, always run besides the random draws: how many of those land on
+    # an answer (rather than a refusal) is left to chance, and the checks
+    # below must see students, not only refusals.
+    own_pages = [
+        _student_page(report, first, purpose, fields)
+        for report in scope.own_report_ids
+        for purpose in PURPOSES
+        for first, fields in ((20, STUDENT_FIELDS), (3, STUDENT_FIELDS[:2]))
+    ]
+
     with httpx.Client(base_url=service.url, timeout=60) as http:
 
         @settings(
@@ -212,6 +227,9 @@ def test_random_queries_never_return_another_lea_s_student(
         )
         @given(query=queries)
         def check(query: str) -> None:
+            probe(query)
+
+        def probe(query: str) -> None:
             # An SSID the caller typed may come back (the trail records what
             # was asked about); anything else of the other LEA may not.
             asked.update(ssid for ssid in scope.sample_ssids if ssid in query)
@@ -233,6 +251,8 @@ def test_random_queries_never_return_another_lea_s_student(
             assert codes <= {LAUSD}, query
             assert scope.other_reader not in response.text, query
 
+        for page in own_pages:
+            probe(page)
         check()
 
     # The property was tested on answers, not only on refusals.
