@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +29,14 @@ STEPS += [releases.bench_ltel_load, releases.bench_cci_level_page]
 STEPS += [audit_trail.bench_writes, audit_trail.bench_disclosures]
 
 
-async def run_all(server_dsn: str) -> Report:
+async def run_all(server_dsn: str, only: list[str]) -> Report:
+    """Runs every step, or those whose name contains one of `only`."""
     report = Report()
+    steps = [
+        step
+        for step in STEPS
+        if not only or any(word in f"{step.__module__}.{step.__name__}" for word in only)
+    ]
     async with bench_database(server_dsn) as db:
         owner = await asyncpg.connect(db.owner_dsn)
         try:
@@ -39,18 +46,19 @@ async def run_all(server_dsn: str) -> Report:
         with tempfile.TemporaryDirectory(prefix="soars-bench-") as folder:
             with Service(db, Path(folder)) as service:
                 ctx = BenchContext(db=db, service=service, release=release, report=report)
-                for step in STEPS:
+                for step in steps:
                     print(f"- {step.__module__}.{step.__name__}", flush=True)
                     await step(ctx)
     return report
 
 
 def main() -> None:
+    only = sys.argv[1:]  # e.g. `python -m bench bench_page audit.bench_writes`
     started = time.monotonic()
     print("preparing the statewide sample ...", flush=True)
     sample_file()
     with postgres_server() as server_dsn:
-        report = asyncio.run(run_all(server_dsn))
+        report = asyncio.run(run_all(server_dsn, only))
     report.print()
     print(f"\n(total {time.monotonic() - started:.0f} s)")
 
