@@ -247,6 +247,8 @@ CCI_COLUMNS: tuple[str, ...] = CCI_2023.columns
 
 # The first year of each report type that has a layout.
 FIRST_YEAR = {"cci": 2017, "ltel": 2019}
+# The releases table accepts no later year (its check constraint).
+LAST_YEAR = 2100
 
 
 def layout_for(report_type: str, year: int) -> Layout:
@@ -254,7 +256,14 @@ def layout_for(report_type: str, year: int) -> Layout:
 
     Raises ValueError for a report type or year no layout covers.
     """
+    if year > LAST_YEAR:
+        raise ValueError(f"no layout covers {year}: the last year is {LAST_YEAR}")
     if report_type == "cci":
+        if year < FIRST_YEAR["cci"]:
+            raise ValueError(
+                f"no CCI layout covers {year}: the first is for 2017, the first "
+                "cohort the Dashboard's CCI was reported for"
+            )
         if year <= 2020:
             return CCI_2017
         if year <= 2022:

@@ -165,10 +165,16 @@ def cmd_releases_load(settings: Settings, args: argparse.Namespace) -> None:
     from audit.tags import Action, Outcome
     from audit.writer import SYSTEM, record
     from db.errors import LoadError
+    from db.layouts import layout_for
     from db.releases import create_release, load_release_file
     from soars.progress import StepProgress
 
     path = Path(args.file)
+    if args.release is None:
+        try:
+            layout_for(args.type, args.year)
+        except ValueError as error:
+            raise CommandError(f"--year {args.year}: {error}") from None
 
     async def work(conn: asyncpg.Connection) -> None:
         release_id = args.release

@@ -421,6 +421,20 @@ DENIALS: list[tuple[str, str, str, dict[str, Any], str]] = [
         "BAD_USER_INPUT",
     ),
     (
+        "a state administrator asks for a CCI year before the first cohort",
+        "state_admin",
+        "mutation { createRelease(reportType: CCI, year: 1901) { id } }",
+        {},
+        "BAD_USER_INPUT",
+    ),
+    (
+        "a state administrator asks for a year past the last the table holds",
+        "state_admin",
+        "mutation { createRelease(reportType: LTEL, year: 2101) { id } }",
+        {},
+        "BAD_USER_INPUT",
+    ),
+    (
         "a state administrator labels a release with nothing",
         "state_admin",
         'mutation { createRelease(reportType: CCI, year: 2019, label: "  ") { id } }',

@@ -467,3 +467,33 @@ async def test_only_a_state_administrator_runs_releases(
     assert [(e["outcome"], '"FORBIDDEN"' in e["detail"]) for e in denied] == [
         ("denied", True)
     ]
+
+
+@pytest.mark.parametrize(("kind", "year"), [("cci", 1901), ("ltel", 2101)])
+async def test_the_command_line_refuses_a_year_no_layout_covers(
+    database: TestDatabase,
+    owner: asyncpg.Connection,
+    tmp_path: Path,
+    kind: str,
+    year: int,
+) -> None:
+    releases_before = await owner.fetchval("select count(*) from releases")
+    empty = tmp_path / "file.csv"
+    empty.write_text("")
+
+    code, output = await soars_cli(
+        database,
+        tmp_path,
+        "releases",
+        "load",
+        "--type",
+        kind,
+        "--year",
+        str(year),
+        str(empty),
+    )
+
+    assert code != 0
+    assert f"--year {year}: no" in output, output
+    assert "Traceback" not in output, output
+    assert await owner.fetchval("select count(*) from releases") == releases_before
