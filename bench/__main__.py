@@ -10,8 +10,8 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import downloads, main_job, releases, scaling
 from bench import audit as audit_trail
+from bench import downloads, main_job, releases, scaling
 from bench.common import (
     BenchContext,
     Report,
@@ -35,7 +35,8 @@ async def run_all(server_dsn: str, only: list[str]) -> Report:
     steps = [
         step
         for step in STEPS
-        if not only or any(word in f"{step.__module__}.{step.__name__}" for word in only)
+        if not only
+        or any(word in f"{step.__module__}.{step.__name__}" for word in only)
     ]
     async with bench_database(server_dsn) as db:
         owner = await asyncpg.connect(db.owner_dsn)
@@ -45,7 +46,9 @@ async def run_all(server_dsn: str, only: list[str]) -> Report:
             await owner.close()
         with tempfile.TemporaryDirectory(prefix="soars-bench-") as folder:
             with Service(db, Path(folder)) as service:
-                ctx = BenchContext(db=db, service=service, release=release, report=report)
+                ctx = BenchContext(
+                    db=db, service=service, release=release, report=report
+                )
                 for step in steps:
                     print(f"- {step.__module__}.{step.__name__}", flush=True)
                     await step(ctx)

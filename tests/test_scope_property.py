@@ -94,7 +94,8 @@ async def scope(
         other_schools=frozenset(r["school_cds"] for r in other),
         report_ids=tuple(encode_id("Report", number) for number in reports),
         own_report_ids=tuple(
-            encode_id("Report", number) for number in sorted({r["report_id"] for r in own})
+            encode_id("Report", number)
+            for number in sorted({r["report_id"] for r in own})
         ),
         other_reader=sfusd_reader,
         sample_ssids=tuple(
