@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import asyncpg
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
@@ -99,6 +102,13 @@ REFUSALS: dict[str, tuple[int, str]] = {
             "downloaded."
         ),
     ),
+    "TOO_MANY_ATTEMPTS": (
+        429,
+        (
+            "Too many download links that open nothing came from this address; "
+            "the token was not used. Try again in a minute."
+        ),
+    ),
     "FORBIDDEN": (
         403,
         (
@@ -127,12 +137,42 @@ _END = object()
 _DISCONNECTED = object()
 
 
+#: Refusals that name no issued token: someone guessing, or a broken client.
+GUESSES = frozenset({"TOKEN_MISSING", "TOKEN_UNKNOWN"})
+
+
+class _Guesses:
+    """Counts, per client address, the links that opened nothing.
+
+    Each such refusal is an audit event on the state's chain, so without a
+    limit one client could fill the trail and hold up the state's writers.
+    Past the limit the address gets 429 without a database lookup (a valid
+    token it sends is not spent), and one event per minute says so.
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._guesses = RateLimitItemPerMinute(per_minute)
+        self._notes = RateLimitItemPerMinute(1)
+
+    def blocked(self, address: str) -> bool:
+        return not self._limiter.test(self._guesses, "guess", address)
+
+    def count(self, address: str) -> None:
+        self._limiter.hit(self._guesses, "guess", address)
+
+    def note_block(self, address: str) -> bool:
+        """True once a minute per address: when to record the blocking."""
+        return self._limiter.hit(self._notes, "note", address)
+
+
 class DownloadRoute:
     """The ASGI endpoint; `services` returns the running service's Services."""
 
     def __init__(self, services: Callable[[], Services | None]) -> None:
         self._services = services
         self._slots: asyncio.Semaphore | None = None
+        self._guesses: _Guesses | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services = self._services()
@@ -153,6 +193,15 @@ class DownloadRoute:
         token = request.path_params.get("token") or _bearer(
             request.headers.get("authorization")
         )
+        guesses = self._guesses_for(services)
+        address = origin.client_addr or "unknown"
+        if guesses.blocked(address):
+            refused = Refused("TOO_MANY_ATTEMPTS")
+            if guesses.note_block(address):
+                await _refuse(services, refused, origin, scope, receive, send)
+            else:
+                await _answer(refused, scope, receive, send)
+            return
 
         # A download holds a pooled connection for as long as the client
         # takes to read the file. Capping concurrent downloads at half the
@@ -175,6 +224,11 @@ class DownloadRoute:
         finally:
             slots.release()
 
+    def _guesses_for(self, services: Services) -> _Guesses:
+        if self._guesses is None:
+            self._guesses = _Guesses(services.settings.download_guesses_per_minute)
+        return self._guesses
+
     def _slots_for(self, services: Services) -> asyncio.Semaphore:
         if self._slots is None:
             self._slots = asyncio.Semaphore(max(1, services.settings.pool_max // 2))
@@ -191,6 +245,7 @@ class DownloadRoute:
     ) -> None:
         scope = request.scope
         if not token:
+            self._guesses_for(services).count(origin.client_addr or "unknown")
             await _refuse(
                 services, Refused("TOKEN_MISSING"), origin, scope, receive, send
             )
@@ -213,6 +268,8 @@ class DownloadRoute:
             )(scope, receive, send)
             return
         if isinstance(outcome, Refused):
+            if outcome.reason in GUESSES:
+                self._guesses_for(services).count(origin.client_addr or "unknown")
             await _refuse(services, outcome, origin, scope, receive, send)
             return
 
@@ -520,11 +577,16 @@ async def _refuse(
     except AuditWriteError:
         # A refusal discloses nothing, so it is sent all the same.
         log.error("download refusal not recorded", extra=detail)
+    await _answer(refused, scope, receive, send)
 
+
+async def _answer(refused: Refused, scope: Scope, receive: Receive, send: Send) -> None:
     status, message = REFUSALS[refused.reason]
     response = _error(status, refused.reason, message)
     if status == 401:
         response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
+    if status == 429:
+        response.headers["retry-after"] = "60"
     await response(scope, receive, send)
 
 

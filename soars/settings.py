@@ -76,6 +76,8 @@ class Settings:
     page_size_max: int = 500
     download_token_ttl: int = 300  # seconds; capped at DOWNLOAD_TOKEN_TTL_MAX
     download_timeout: int = 3600  # seconds one download may take, slow clients too
+    # Links that open nothing, per client address and minute, before 429s.
+    download_guesses_per_minute: int = 30
     pool_min: int = 2
     pool_max: int = 10
     # Seals cursors; generated per data directory in development if unset.
@@ -135,7 +137,9 @@ def _url(env: Mapping[str, str], name: str, *, schemes: tuple[str, ...]) -> str 
         return None
     parts = urlsplit(raw)
     if parts.scheme not in schemes or not (parts.netloc or parts.query):
-        raise SettingsError(name, f"expected a URL starting with {' or '.join(schemes)}")
+        raise SettingsError(
+            name, f"expected a URL starting with {' or '.join(schemes)}"
+        )
     return raw
 
 
@@ -153,7 +157,9 @@ def _issuers(env: Mapping[str, str]) -> tuple[IssuerSettings, ...]:
     result = []
     for index, issuer in enumerate(issuers):
         if urlsplit(issuer).scheme not in ("https", "http"):
-            raise SettingsError("SOARS_OIDC_ISSUER", f"{issuer!r} is not an http(s) URL")
+            raise SettingsError(
+                "SOARS_OIDC_ISSUER", f"{issuer!r} is not an http(s) URL"
+            )
         url = jwks[index] if jwks else issuer.rstrip("/") + "/.well-known/jwks.json"
         if not _trusted_transport(url):
             # The JWKS decides which signatures are trusted: anyone on the
@@ -257,7 +263,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         mode=mode,
         data_dir=Path(env.get("SOARS_DATA_DIR", ".soars")),
-        database_url=_url(env, "SOARS_DATABASE_URL", schemes=("postgresql", "postgres")),
+        database_url=_url(
+            env, "SOARS_DATABASE_URL", schemes=("postgresql", "postgres")
+        ),
         runtime_database_url=_url(
             env, "SOARS_RUNTIME_DATABASE_URL", schemes=("postgresql", "postgres")
         ),
@@ -278,6 +286,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "SOARS_DOWNLOAD_TOKEN_TTL", 300, 10, DOWNLOAD_TOKEN_TTL_MAX
         ),
         download_timeout=_int(env, "SOARS_DOWNLOAD_TIMEOUT", 3600, 10, 86400),
+        download_guesses_per_minute=_int(
+            env, "SOARS_DOWNLOAD_GUESSES_PER_MINUTE", 30, 1, 100_000
+        ),
         pool_min=_int(env, "SOARS_POOL_MIN", 2, 1, 100),
         pool_max=_int(env, "SOARS_POOL_MAX", 10, 1, 500),
         secret_key=env.get("SOARS_SECRET_KEY") or None,
@@ -356,7 +367,8 @@ def _check_production(settings: Settings) -> None:
         )
     if settings.secret_key is None or len(settings.secret_key) < 32:
         raise SettingsError(
-            "SOARS_SECRET_KEY", "production mode needs a secret of 32 characters or more"
+            "SOARS_SECRET_KEY",
+            "production mode needs a secret of 32 characters or more",
         )
     if settings.graphiql:
         raise SettingsError("SOARS_GRAPHIQL", "GraphiQL is refused in production mode")

@@ -808,3 +808,56 @@ async def test_clients_that_hang_up_after_the_first_chunk_leave_aborted_events_a
             whole = await http.get(grant["url"])
             assert whole.status_code == 200
             assert len(rows_of(whole.text)) == 31_115
+
+
+# -- guessing: links that open nothing, many times from one address ---------
+
+
+async def test_an_address_that_keeps_sending_unknown_links_is_slowed_down_on_record(
+    database: TestDatabase,
+    loaded: object,
+    issuer: TestIssuer,
+    assign: Assign,
+    owner: asyncpg.Connection,
+    tmp_path: Path,
+) -> None:
+    settings = service_settings(
+        database, issuer, tmp_path, download_guesses_per_minute=3
+    )
+    subject = await assign(LAUSD, "accountability_coordinator")
+    with ServiceThread(settings) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            gql = GraphQLClient(http, issuer)
+            report = (await _lausd_report(gql, subject))["id"]
+            grant = await create_token(gql, report, subject=subject)
+            rids = [request_id() for _ in range(6)]
+
+            guesses = [
+                await http.get(f"/downloads/{new_token()}", headers={"X-Request-Id": r})
+                for r in rids[:3]
+            ]
+            blocked = [
+                await http.get(f"/downloads/{new_token()}", headers={"X-Request-Id": r})
+                for r in rids[3:5]
+            ]
+            # A real token from the same address waits too, and is not spent.
+            held = await http.get(grant["url"], headers={"X-Request-Id": rids[5]})
+
+    assert [r.status_code for r in guesses] == [404, 404, 404]
+    assert [r.status_code for r in blocked + [held]] == [429, 429, 429]
+    assert all(r.json()["error"]["code"] == "TOO_MANY_ATTEMPTS" for r in blocked)
+    assert held.headers["retry-after"] == "60"
+    recorded = await owner.fetch(
+        "select request_id, detail::jsonb->>'reason' as reason from audit_events "
+        "where request_id = any($1::text[]) order by id",
+        rids,
+    )
+    # Each guess under the limit is on record, then one event for the block.
+    assert [(e["request_id"], e["reason"]) for e in recorded] == [
+        *((r, "TOKEN_UNKNOWN") for r in rids[:3]),
+        (rids[3], "TOO_MANY_ATTEMPTS"),
+    ]
+    token_id = await token_id_of(owner, grant["token"])
+    assert await owner.fetchval(
+        "select redeemed_at is null from download_tokens where id = $1", token_id
+    )
