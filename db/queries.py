@@ -7,10 +7,11 @@ never holds rows it must then filter out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import asyncpg
 
-from db.layouts import LAYOUTS
+from db.layouts import LAYOUTS, Field, Kind
 
 # The assignments that let (issuer $1, subject $2) read a report `r` of
 # release `rel` now: active, not ended, for that organization, and for a role
@@ -78,26 +79,59 @@ where r.id = $3 and rel.status in ('published', 'withdrawn') and {_SCOPE}
 REPORT_ORG = "select org_cds from reports where id = $1"
 
 
+# How each kind of field is typed by the page query, so that asyncpg decodes
+# the values the GraphQL types hold (in C) and a row needs no conversion in
+# Python: the same expressions the loader's checks guarantee are valid.
+_TYPED = {
+    Kind.DATE: "{c}::date",
+    Kind.GROUPS: "coalesce(string_to_array(nullif({c}, ''), ';'), '{{}}')",
+    Kind.FLAG: "coalesce({c} = 'Y', false)",
+    Kind.COUNT: "{c}::int",
+    Kind.GRADE: "{c}::int",
+    Kind.YEARS: "{c}::int",
+    Kind.LEVEL: "nullif({c}, '')::int",
+}
+
+
+def _typed_column(field: Field) -> str:
+    column = f's."{field.name}"'
+    expression = _TYPED.get(field.kind)
+    if expression is None:
+        return column
+    return f'{expression.format(c=column)} as "{field.name}"'
+
+
+@cache
 def student_page_sql(layout_name: str) -> str:
     """A keyset page of a report's students, scope re-checked in the same query.
 
     $1 issuer, $2 subject, $3 report id, $4 ssid after (or ''), $5 limit.
+    Each column comes typed as its GraphQL field is: a date, booleans for
+    flags, integers for counts and levels (null for an empty level), the
+    student groups as a list of text.
     """
     layout = LAYOUTS[layout_name]
     columns = ", ".join(f's."{name}"' for name in layout.columns)
+    typed = ", ".join(_typed_column(field) for field in layout.fields)
     table = f"{layout.report_type}_students"
+    # Typed after the limit: when PostgreSQL sorts the report's remaining
+    # rows rather than read them in index order (it does without statistics),
+    # it would otherwise convert every one of them, not just the page's.
     return f"""
-        select {columns}
-        from {table} s
-        where s.report_id = $3 and s.ssid > $4
-          and exists (
-              select 1 from reports r join releases rel on rel.id = r.release_id
-              where r.id = $3 and rel.status = 'published'
-                and rel.available_until >= current_date
-                and {_SCOPE}
-          )
+        select {typed} from (
+            select {columns}
+            from {table} s
+            where s.report_id = $3 and s.ssid > $4
+              and exists (
+                  select 1 from reports r join releases rel on rel.id = r.release_id
+                  where r.id = $3 and rel.status = 'published'
+                    and rel.available_until >= current_date
+                    and {_SCOPE}
+              )
+            order by s.ssid
+            limit $5
+        ) s
         order by s.ssid
-        limit $5
     """
 
 

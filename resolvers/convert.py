@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import strawberry
 
+from db.layouts import CCI_COLUMNS, LTEL_2019
 from resolvers.cursors import encode_id
 from schema import types as t
 from schema.layouts import LtelDesignation
@@ -69,51 +69,30 @@ def report(row: Mapping[str, Any]) -> t.Report:
     )
 
 
-def _flag(value: str) -> bool:
-    return value == "Y"
+# A student's attributes are its record's columns, as the page query types
+# them (`db.queries.student_page_sql`); the few that need more than that are
+# converted here. The plain-field execution path (`schema.execution`) reads
+# the same records through the same conversions, so both paths agree.
+CCI_CONVERSIONS: dict[str, Callable[[Any], Any]] = {}
+LTEL_CONVERSIONS: dict[str, Callable[[Any], Any]] = {"designation": LtelDesignation}
 
 
-def _level(value: str | None) -> int | None:
-    return int(value) if value else None
+def _attributes(
+    row: Mapping[str, Any],
+    columns: tuple[str, ...],
+    conversions: Mapping[str, Callable[[Any], Any]],
+) -> dict[str, Any]:
+    # A column the release's layout lacks is None (GraphQL refuses to be
+    # asked for it; `cciLevel` reads it as "no result").
+    values = {column: row.get(column) for column in columns}
+    for column, convert in conversions.items():
+        values[column] = convert(values[column])
+    return values
 
 
 def cci_student(row: Mapping[str, Any], layout: str) -> t.CciStudent:
-    groups = row["student_groups"]
-    return t.CciStudent(
-        ssid=row["ssid"],
-        last_name=row["last_name"],
-        first_name=row["first_name"],
-        birth_date=date.fromisoformat(row["birth_date"]),
-        gender=row["gender"],
-        school_cds=row["school_cds"],
-        student_groups=groups.split(";") if groups else [],
-        graduated=_flag(row["graduated"]),
-        ag_complete=_flag(row["ag_complete"]),
-        cte_pathway=_flag(row["cte_pathway"]),
-        ap_exams_passed=int(row["ap_exams_passed"]),
-        ib_exams_passed=int(row["ib_exams_passed"]),
-        college_credit_semesters=int(row["college_credit_semesters"]),
-        sbac_ela_level=_level(row.get("sbac_ela_level")),
-        sbac_math_level=_level(row.get("sbac_math_level")),
-        seal_of_biliteracy=_flag(row["seal_of_biliteracy"]),
-        military_science_years=int(row["military_science_years"]),
-        pre_apprenticeship=row.get("pre_apprenticeship"),
-        layout=layout,
-    )
+    return t.CciStudent(**_attributes(row, CCI_COLUMNS, CCI_CONVERSIONS), layout=layout)
 
 
 def ltel_student(row: Mapping[str, Any]) -> t.LtelStudent:
-    return t.LtelStudent(
-        ssid=row["ssid"],
-        last_name=row["last_name"],
-        first_name=row["first_name"],
-        birth_date=date.fromisoformat(row["birth_date"]),
-        school_cds=row["school_cds"],
-        grade=int(row["grade"]),
-        years_in_us_schools=int(row["years_in_us_schools"]),
-        elpac_level_current=_level(row["elpac_level_current"]),
-        elpac_level_prior_year=_level(row["elpac_level_prior_year"]),
-        elpac_level_two_years_prior=_level(row["elpac_level_two_years_prior"]),
-        sbac_ela_level_prior_year=_level(row["sbac_ela_level_prior_year"]),
-        designation=LtelDesignation(row["designation"]),
-    )
+    return t.LtelStudent(**_attributes(row, LTEL_2019.columns, LTEL_CONVERSIONS))

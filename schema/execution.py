@@ -22,12 +22,25 @@ them) with no resolver and no `is_type_of` check is executed here too, by
 collecting its sub-fields once and executing them on the attribute's value.
 Only non-null ones: an error below then propagates to graphql-core's nearest
 nullable ancestor exactly as it would have, with its own path.
+
+A page of students need not become objects at all. Its edges come as
+`RowEdges`: the sealed cursors and the database records, whose columns are
+the node's attributes (typed by the query, converted where a type needs it).
+When an edge asks only for `cursor` and a `node` of plain scalar fields, the
+results are built column by column from the records, with the same
+serializers; anything else (a resolver such as `cciLevel`, `__typename`, a
+null where the type forbids it) makes the edge objects and takes the paths
+above, so the answer and its errors are the same either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
+from types import FunctionType, NoneType
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from graphql import (
     GraphQLEnumType,
@@ -82,20 +95,79 @@ def _plan_for(
     return (_fast(inner), definition.python_name, nullable, is_list, items_nullable)
 
 
+_INT_MIN, _INT_MAX = -2147483648, 2147483647
+# The Python type each fast serializer returns unchanged (see `_fast`).
+_UNCHANGED: WeakKeyDictionary[Callable[[Any], Any], type] = WeakKeyDictionary()
+
+
 def _fast(leaf: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
     # The built-in scalars return a value of their own Python type unchanged
     # (an Int within 32 bits); skip their generic coercion in that case.
     serialize = leaf.serialize
     exact = {"String": str, "Boolean": bool, "ID": str}.get(leaf.name)
+    fast: Callable[[Any], Any]
     if exact is not None:
-        return lambda value: value if type(value) is exact else serialize(value)
+        fast = lambda value: value if type(value) is exact else serialize(value)
+        _UNCHANGED[fast] = exact
+        return fast
     if leaf.name == "Int":
-        return lambda value: (
+        fast = lambda value: (
             value
-            if type(value) is int and -2147483648 <= value <= 2147483647
+            if type(value) is int and _INT_MIN <= value <= _INT_MAX
             else serialize(value)
         )
+        _UNCHANGED[fast] = int
+        return fast
     return serialize
+
+
+class RowEdges(Sequence[Any]):
+    """A connection's edges as the database returned them: each edge's
+    cursor (made by `seal`, only if asked for) and its node's record. The
+    node's attributes are the record's columns, passed through `conversions`
+    where given; `make_edge` builds the same edge as an object, done only
+    when the general path needs them."""
+
+    def __init__(
+        self,
+        seal: Callable[[], Sequence[str]],
+        records: Sequence[Mapping[str, Any]],
+        make_edge: Callable[[str, Mapping[str, Any]], Any],
+        conversions: Mapping[str, Callable[[Any], Any]],
+    ) -> None:
+        self.records = records
+        self.conversions = conversions
+        self._seal = seal
+        self._make_edge = make_edge
+        self._cursors: Sequence[str] | None = None
+        self._edges: list[Any] | None = None
+
+    def cursors(self) -> Sequence[str]:
+        if self._cursors is None:
+            self._cursors = self._seal()
+        return self._cursors
+
+    def edges(self) -> list[Any]:
+        if self._edges is None:
+            self._edges = [
+                self._make_edge(cursor, record)
+                for cursor, record in zip(self.cursors(), self.records, strict=True)
+            ]
+        return self._edges
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.edges()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.edges())
+
+
+# How an edge's field is answered from a RowEdges: its cursor, or its node's
+# plain scalar fields (response name, plan) read from the record.
+_EdgePlan = list[tuple[str, list[tuple[str, _Plan]] | None]]
 
 
 class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -219,6 +291,12 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         )
         if new_defer_usages:
             return Undefined
+        if isinstance(value, RowEdges):
+            if is_list:
+                rows = self._edges_from_rows(object_type, grouped, value)
+                if rows is not Undefined:
+                    return rows
+            value = value.edges()
         if not is_list:
             return self.execute_fields(object_type, value, path, grouped, None)
         # A null item is an error graphql-core words and locates itself.
@@ -246,6 +324,51 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return [next(values) if self.is_awaitable(i) else i for i in items]
 
         return gathered()
+
+    def _edge_plan(
+        self, edge_type: GraphQLObjectType, grouped: Any
+    ) -> _EdgePlan | None:
+        """What each field of an edge asks, if only `cursor` and `node`s of
+        plain scalar fields; None otherwise."""
+        set_plan, _scalars = self._set_plan(edge_type, grouped)
+        edge_plan: _EdgePlan = []
+        for response_name, field_details_list, plan in set_plan:
+            if plan is not None and len(plan) == 5 and plan[1] == "cursor":
+                edge_plan.append((response_name, None))
+                continue
+            if plan is None or len(plan) != 3 or plan[1] != "node" or plan[2]:
+                return None
+            node_type = cast(_ObjectPlan, plan)[0]
+            node_grouped, defer_usages, _forbidden = self.collect_subfields(
+                node_type, field_details_list
+            )
+            if defer_usages:
+                return None
+            _node_plan, scalars = self._set_plan(node_type, node_grouped)
+            if scalars is None:
+                return None
+            edge_plan.append((response_name, scalars))
+        return edge_plan
+
+    def _edges_from_rows(
+        self, edge_type: GraphQLObjectType, grouped: Any, edges: RowEdges
+    ) -> Any:
+        """The edges' results straight from the records, or Undefined for
+        the object path (which also words any error)."""
+        edge_plan = self._edge_plan(edge_type, grouped)
+        if edge_plan is None:
+            return Undefined
+        answers: list[list[Any]] = []
+        for _response_name, scalars in edge_plan:
+            if scalars is None:
+                answers.append(list(edges.cursors()))
+                continue
+            nodes = _nodes_from_rows(scalars, edges.records, edges.conversions)
+            if nodes is Undefined:
+                return Undefined
+            answers.append(nodes)
+        names = [response_name for response_name, _scalars in edge_plan]
+        return [dict(zip(names, edge)) for edge in zip(*answers)]
 
     @staticmethod
     def _all_scalars(scalars: list[tuple[str, _Plan]], source: Any) -> Any:
@@ -281,25 +404,89 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     @staticmethod
     def _serialized(plan: _Plan, source: Any) -> Any:
-        serialize, name, nullable, is_list, items_nullable = plan
-        value = getattr(source, name, Undefined)
+        value = getattr(source, plan[1], Undefined)
         if value is Undefined or callable(value):
             return Undefined
-        if value is None:
-            # A null where the type forbids it is an error: graphql-core's
-            # path reports it properly.
-            return None if nullable else Undefined
-        if not is_list:
-            return serialize(value)
-        items = []
-        for item in value:
-            if item is None:
-                if not items_nullable:
-                    return Undefined
-                items.append(None)
-            else:
-                items.append(serialize(item))
-        return items
+        return _serialized_value(plan, value)
+
+
+def _serialized_value(plan: _Plan, value: Any) -> Any:
+    serialize, _name, nullable, is_list, items_nullable = plan
+    if value is None:
+        # A null where the type forbids it is an error: graphql-core's
+        # path reports it properly.
+        return None if nullable else Undefined
+    if not is_list:
+        return serialize(value)
+    items: list[Any] = []
+    for item in value:
+        if item is None:
+            if not items_nullable:
+                return Undefined
+            items.append(None)
+        else:
+            items.append(serialize(item))
+    return items
+
+
+def _nodes_from_rows(
+    scalars: list[tuple[str, _Plan]],
+    records: Sequence[Mapping[str, Any]],
+    conversions: Mapping[str, Callable[[Any], Any]],
+) -> Any:
+    """Each record's node as its plain scalar fields, built a column at a
+    time; Undefined if a value is one the general path must word (a null
+    where the type forbids it, a value its type refuses)."""
+    columns = []
+    try:
+        for _response_name, plan in scalars:
+            name = plan[1]
+            values = list(map(itemgetter(name), records))
+            convert = conversions.get(name)
+            if convert is not None:
+                values = [convert(value) for value in values]
+            column = _serialized_column(plan, values)
+            if column is Undefined:
+                return Undefined
+            columns.append(column)
+    except Exception:  # noqa: BLE001 - the general path reports it properly
+        return Undefined
+    names = [response_name for response_name, _plan in scalars]
+    return [dict(zip(names, node)) for node in zip(*columns)]
+
+
+def _serialized_column(plan: _Plan, values: list[Any]) -> Any:
+    serialize, _name, _nullable, is_list, _items_nullable = plan
+    if _unchanged(plan, values):
+        return values
+    if not is_list and None not in values:
+        return list(map(serialize, values))
+    column = [_serialized_value(plan, value) for value in values]
+    return Undefined if any(value is Undefined for value in column) else column
+
+
+def _unchanged(plan: _Plan, values: list[Any]) -> bool:
+    """Whether the plan's serializer would return each value (each item of
+    a list) as it is, nulls allowed where the type allows them: checked a
+    column at a time, without calling it per value."""
+    serialize, _name, nullable, is_list, items_nullable = plan
+    # Only `_fast`'s own functions are in the table (and can be weak keys).
+    exact = _UNCHANGED.get(serialize) if isinstance(serialize, FunctionType) else None
+    if exact is None:
+        return False
+    if is_list:
+        if not set(map(type, values)) <= ({list, NoneType} if nullable else {list}):
+            return False
+        if nullable:
+            values = [value for value in values if value is not None]
+        values = list(chain.from_iterable(values))
+        nullable = items_nullable
+    if not set(map(type, values)) <= ({exact, NoneType} if nullable else {exact}):
+        return False
+    if exact is not int:
+        return True
+    numbers = [value for value in values if value is not None]
+    return not numbers or (_INT_MIN <= min(numbers) and max(numbers) <= _INT_MAX)
 
 
 def _in_order(order: list[str], plain: dict[str, Any], rest: dict[str, Any]) -> dict[str, Any]:

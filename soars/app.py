@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gc
 import json
 import logging
 import re
@@ -11,11 +12,11 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -176,6 +177,17 @@ class SoarsGraphQL(GraphQL[Context, None]):
         )
         self.services = services
 
+    def encode_json(self, data: object) -> str | bytes:
+        # orjson writes a 500-student page (110 KB) in a tenth of the time
+        # json.dumps takes. The JSON is the same; non-ASCII characters are
+        # written as UTF-8 instead of \uXXXX escapes.
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            # Something orjson refuses (an integer beyond 64 bits, a key that
+            # is not a string): the standard encoder, as before.
+            return super().encode_json(data)
+
     async def get_context(self, request: Any, response: Any) -> Context:
         state = request.scope.get("state", {})
         principal: Principal | None = state.get("principal")
@@ -322,6 +334,11 @@ def create_app(settings: Settings) -> Starlette:
                 services_box["services"] = services
                 app.state.services = services
                 graphql.inner = GraphQLEndpoint(services)
+                # What is built by now (modules, the schema, settings, the
+                # pool) lives as long as the process: keep it out of the
+                # cyclic garbage collector's full passes, which otherwise
+                # walk all of it again every few hundred requests.
+                gc.freeze()
                 async with checkpoint_schedule(pool, settings):
                     yield
             finally:

@@ -43,6 +43,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import asyncpg
@@ -616,6 +617,9 @@ _SQL_TARGET = re.compile(
 _POOL_RESET = "SELECT pg_advisory_unlock_all();"
 
 
+# The service's statements are its own constants, a few dozen texts: each is
+# described once rather than searched with two expressions per execution.
+@lru_cache(maxsize=256)
 def _describe(query: str) -> tuple[str, str | None]:
     operation = _SQL_OPERATION.match(query)
     target = _SQL_TARGET.search(query)
