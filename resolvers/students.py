@@ -69,7 +69,7 @@ async def student_page(
         convert.CCI_CONVERSIONS,
     )
     return t.StudentConnection(
-        edges=edges,  # type: ignore[arg-type]  # a Sequence, made into objects lazily
+        edges=edges,
         page_info=t.PageInfo(has_next_page=len(rows) > limit, end_cursor=end_cursor),
         total_count=report.student_count,
     )
@@ -97,7 +97,7 @@ async def ltel_student_page(
         convert.LTEL_CONVERSIONS,
     )
     return t.LtelStudentConnection(
-        edges=edges,  # type: ignore[arg-type]  # a Sequence, made into objects lazily
+        edges=edges,
         page_info=t.PageInfo(has_next_page=len(rows) > limit, end_cursor=end_cursor),
         total_count=report.student_count,
     )

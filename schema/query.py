@@ -6,6 +6,7 @@ in its own module; the roots merge them here, one line per area.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
@@ -84,12 +85,12 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(
-    extensions: list[type[SchemaExtension] | SchemaExtension] | None = None,
+    extensions: Sequence[type[SchemaExtension]] = (),
 ) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
         # Last, so that the query limits refuse a query before it is validated.
-        extensions=[StableErrors, *(extensions or []), CachedValidation],
+        extensions=[StableErrors, *extensions, CachedValidation],
         execution_context_class=PlainFieldExecutionContext,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from enum import Enum
 from typing import Generic, TypeVar
 
@@ -214,14 +215,16 @@ class LtelStudent:
 
 @strawberry.type
 class StudentConnection:
-    edges: list[Edge[CciStudent]]
+    # A Sequence: a page's edges are built from its rows only when asked for
+    # (schema.execution.RowEdges).
+    edges: Sequence[Edge[CciStudent]]
     page_info: PageInfo
     total_count: int
 
 
 @strawberry.type
 class LtelStudentConnection:
-    edges: list[Edge[LtelStudent]]
+    edges: Sequence[Edge[LtelStudent]]
     page_info: PageInfo
     total_count: int
 
