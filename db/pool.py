@@ -24,6 +24,10 @@ SERVER_SETTINGS = {
 }
 
 
+# California's: the state whose end dates the service keeps (SOARS_TIME_ZONE).
+STATE_TIME_ZONE = "America/Los_Angeles"
+
+
 def with_user(dsn: str, user: str, password: str | None = None) -> str:
     """The same server and database, reached as another role."""
     parts = urlsplit(dsn)
@@ -44,15 +48,20 @@ async def create_pool(
     *,
     min_size: int,
     max_size: int,
+    time_zone: str = STATE_TIME_ZONE,
     init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> asyncpg.Pool:
-    """The runtime pool; ``init`` runs on each new connection (tracing)."""
+    """The runtime pool; ``init`` runs on each new connection (tracing).
+
+    Sessions use the state's ``time_zone``: the SQL that decides whether a
+    release is still available compares its end date with current_date.
+    """
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=init,
-        server_settings=SERVER_SETTINGS,
+        server_settings={**SERVER_SETTINGS, "timezone": time_zone},
         # A connection returned to the pool in the middle of a transaction
         # (a cancelled request) is reset by asyncpg; this bounds how long a
         # dead server can stall a request before it fails cleanly.

@@ -49,7 +49,7 @@ async def grant(
         raise RoleError(f"state_admin is a state role; assign it to {STATE_CDS}")
     if role.endswith("_coordinator") and org["kind"] == "state":
         raise RoleError("coordinator roles belong to an LEA or a charter school")
-    if ends_on is not None and ends_on < date.today():
+    if ends_on is not None and ends_on < await conn.fetchval("select current_date"):
         raise RoleError(f"the end date {ends_on} is already past")
 
     assignment_id: int = await conn.fetchval(

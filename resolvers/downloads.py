@@ -82,7 +82,7 @@ async def create_download_token(
         raise NotFound("report")
     try:
         _check_detail(purpose_detail)
-        _check_available(row)
+        _check_available(row, ctx.settings.today())
     except ApiError as refusal:
         await _record_denied(
             ctx, principal, row["org_cds"], number, purpose, refusal.code.value, row
@@ -195,7 +195,7 @@ def _check_detail(detail: str | None) -> None:
         )
 
 
-def _check_available(row: asyncpg.Record) -> None:
+def _check_available(row: asyncpg.Record, today: date) -> None:
     if row["status"] == "withdrawn":
         withdrawn_at = row["withdrawn_at"]
         raise Withdrawn(
@@ -203,7 +203,7 @@ def _check_available(row: asyncpg.Record) -> None:
             withdrawnAt=withdrawn_at.isoformat() if withdrawn_at else None,
         )
     until: date | None = row["available_until"]
-    if until is not None and until < date.today():
+    if until is not None and until < today:
         raise Expired(
             f"This release was available until {until.isoformat()}; it has expired.",
             availableUntil=until.isoformat(),

@@ -142,7 +142,7 @@ async def _read_page(
                 f"'purposeDetail' may be at most {_MAX_DETAIL} characters.",
                 argument="purposeDetail",
             )
-        _check_available(report)
+        _check_available(report, ctx.settings.today())
         _check_fields(info, report)
         scope = f"students:{report.number}"
         after_ssid = ctx.cursors.open(scope, after) if after else ""
@@ -251,7 +251,7 @@ def _included(directives: dict[str, dict[str, Any]]) -> bool:
     return include and not skip
 
 
-def _check_available(report: t.Report) -> None:
+def _check_available(report: t.Report, today: date) -> None:
     release = report.release
     if release.status is t.ReleaseStatus.WITHDRAWN:
         withdrawn = release.withdrawn_at
@@ -264,7 +264,7 @@ def _check_available(report: t.Report) -> None:
             supersededBy=release.superseded_by,
         )
     until = release.available_until
-    if until is not None and until < date.today():
+    if until is not None and until < today:
         raise Expired(
             f"This release was available until {until.isoformat()}; it has expired.",
             availableUntil=until.isoformat(),

@@ -129,18 +129,18 @@ class Release:
     )
 
     @strawberry.field(description="Days left before downloads end; 0 once expired.")
-    def days_remaining(self) -> int | None:
+    def days_remaining(self, info: strawberry.Info) -> int | None:
         if self.available_until is None:
             return None
-        return max(0, (self.available_until - datetime.date.today()).days)
+        return max(0, (self.available_until - info.context.settings.today()).days)
 
     @strawberry.field(
         description="Whether the availability end date has passed: its students "
         "and downloads are then refused with EXPIRED."
     )
-    def expired(self) -> bool:
+    def expired(self, info: strawberry.Info) -> bool:
         until = self.available_until
-        return until is not None and until < datetime.date.today()
+        return until is not None and until < info.context.settings.today()
 
     @strawberry.field(
         description="The fields of this release's layout, in file order. A field "
@@ -151,7 +151,9 @@ class Release:
         return layout_fields(self.layout)
 
 
-@strawberry.type(description="One student's record in a College/Career Indicator report.")
+@strawberry.type(
+    description="One student's record in a College/Career Indicator report."
+)
 class CciStudent:
     ssid: str
     last_name: str

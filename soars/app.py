@@ -108,7 +108,9 @@ def _unverified_issuer(token: str) -> str | None:
     # the signature and that `iss` equals that issuer exactly.
     try:
         payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = json.loads(
+            base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        )
     except (IndexError, ValueError):
         return None
     issuer = claims.get("iss") if isinstance(claims, dict) else None
@@ -136,7 +138,10 @@ def unauthenticated(error: AuthenticationError) -> JSONResponse:
             "errors": [
                 {
                     "message": str(error),
-                    "extensions": {"code": "UNAUTHENTICATED", "reason": error.reason.value},
+                    "extensions": {
+                        "code": "UNAUTHENTICATED",
+                        "reason": error.reason.value,
+                    },
                 }
             ],
         },
@@ -291,6 +296,7 @@ def create_app(settings: Settings) -> Starlette:
                 database.runtime_dsn,
                 min_size=settings.pool_min,
                 max_size=settings.pool_max,
+                time_zone=settings.time_zone,
                 init=telemetry.trace_connection,
             )
             http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)

@@ -51,7 +51,9 @@ async def _with_owner(
 
     async with open_database(settings, migrate_now=True) as database:
         assert database.owner_dsn is not None  # migrate_now refuses runtime-only
-        conn = await asyncpg.connect(database.owner_dsn)
+        conn = await asyncpg.connect(
+            database.owner_dsn, server_settings={"timezone": settings.time_zone}
+        )
         try:
             return await work(conn)
         finally:

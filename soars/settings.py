@@ -12,9 +12,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from db.pool import STATE_TIME_ZONE
 
 
 class SettingsError(Exception):
@@ -78,6 +82,9 @@ class Settings:
     download_timeout: int = 3600  # seconds one download may take, slow clients too
     # Links that open nothing, per client address and minute, before 429s.
     download_guesses_per_minute: int = 30
+    # Whose calendar end dates follow: a release "available until" a day can
+    # be read through that day in the state, whatever zone the machines use.
+    time_zone: str = STATE_TIME_ZONE
     pool_min: int = 2
     pool_max: int = 10
     # Seals cursors; generated per data directory in development if unset.
@@ -105,6 +112,11 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.mode is Mode.DEVELOPMENT
+
+    def today(self) -> date:
+        """The date in the state now: what end dates are compared with. The
+        database sessions use the same zone, so SQL's current_date agrees."""
+        return datetime.now(ZoneInfo(self.time_zone)).date()
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -192,6 +204,17 @@ def _trusted_transport(url: str) -> bool:
 
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _zone(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            name, f"expected an IANA time zone such as America/Los_Angeles, got {raw!r}"
+        ) from None
+    return raw
 
 
 def _role(env: Mapping[str, str], name: str, default: str) -> str:
@@ -289,6 +312,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         download_guesses_per_minute=_int(
             env, "SOARS_DOWNLOAD_GUESSES_PER_MINUTE", 30, 1, 100_000
         ),
+        time_zone=_zone(env, "SOARS_TIME_ZONE", STATE_TIME_ZONE),
         pool_min=_int(env, "SOARS_POOL_MIN", 2, 1, 100),
         pool_max=_int(env, "SOARS_POOL_MAX", 10, 1, 500),
         secret_key=env.get("SOARS_SECRET_KEY") or None,
