@@ -13,10 +13,11 @@ and each query plans for the filters actually given.
 
 from __future__ import annotations
 
-from audit.tags import Action
+from audit.tags import Action, Outcome, Purpose
 from db.layouts import LAYOUTS
 
 STATE = "00000000000000"
+OFFICER_ROLE = "compliance_officer"
 
 # What discloses a student's record: a page read names the student's SSID; a
 # whole-file download that started names only its report (a file holds up to
@@ -29,7 +30,7 @@ FILE_DISCLOSURE = Action.REPORT_DOWNLOAD_STARTED.value
 _OFFICER = f"""
 officer as materialized (
     select ra.org_cds from role_assignments ra
-    where ra.issuer = $1 and ra.subject = $2 and ra.role = 'compliance_officer'
+    where ra.issuer = $1 and ra.subject = $2 and ra.role = '{OFFICER_ROLE}'
       and ra.revoked_at is null
       and (ra.ends_on is null or ra.ends_on >= current_date)
 ),
@@ -109,16 +110,18 @@ def _membership() -> str:
 # student is in, newest first per report (the partial index of downloads by
 # report and time), so a report downloaded every night adds at most a page of
 # rows. Download events carry no SSIDs; the student's reports are found with
-# one probe of the download index and one of the student table's primary key
-# per report in scope (a few milliseconds for a statewide release), since an
-# SSID index on the student table would slow every load.
+# one probe of the student table's primary key per report in scope (and one of
+# the download index for a report the student is in): about 3 ms of the 4-5 ms
+# this query takes for a statewide release of 1,032 reports. An index on the
+# student tables' ssid makes that one probe (the query then takes under 1 ms)
+# but costs every statewide load about a fifth more time (docs/performance.md).
 # TODO(#9): an SSID-to-report index once releases accumulate over the years.
 _SCOPE = """((select yes from statewide)
        or e.org_cds = any(array(select org_cds from officer)))"""
 _AFTER = "($5::timestamptz is null or (e.occurred_at, e.id) < ($5, $6::bigint))"
 
-DISCLOSURES = f"""
-with {_OFFICER},
+_DISCLOSURE_SOURCES = f"""
+{_OFFICER},
 member_of as (
     select r.id from reports r
     where ((select yes from statewide)
@@ -130,8 +133,9 @@ member_of as (
           limit 1)
       and ({_membership()})
 )
-select p.*, o.name as org_name, o.kind as org_kind, o.county as org_county
-from (
+"""
+
+_DISCLOSURE_PAGE = f"""(
     (select {_COLUMNS} from audit_events e
      where e.ssids @> array[$3]::text[] and e.action = any($4::text[])
        and e.outcome = 'granted' and {_SCOPE} and {_AFTER}
@@ -144,15 +148,49 @@ from (
         order by e.occurred_at desc, e.id desc limit $7
      ) downloads)
     order by occurred_at desc, id desc limit $7
-) p
+)"""
+
+_ORG = "o.name as org_name, o.kind as org_kind, o.county as org_county"
+
+# The bare read: what the benchmark measures the request against.
+DISCLOSURES = f"""
+with {_DISCLOSURE_SOURCES}
+select p.*, {_ORG}
+from {_DISCLOSURE_PAGE} p
 left join organizations o on o.cds_code = p.org_cds
 order by p.occurred_at desc, p.id desc
 """
 
-
-# The organizations whose trail the caller may read: the audit of a read of
-# the trail goes to each of them.
-OFFICER_ORGS = f"""
-with {_OFFICER}
-select org_cds from officer order by org_cds
+# The read and its audit event in one statement, which the service sends as
+# its own transaction: one event per organization the officer reviews, in its
+# chain, naming the SSID and how many events the page shows ($7 is the page
+# size plus one). The statement returns its rows only once it has succeeded,
+# event included, and the service sends nothing before that; if the event
+# cannot be stored, the statement fails and no row is returned. The events are
+# inserted in organization order, so two officers of several organizations
+# take the chain heads in the same order. One row always comes back (`recorded`,
+# the events written, and the page's columns, null when it is empty): zero
+# events means the caller holds no officer role any more.
+# $8 actor kind, $9 request id, $10 trace id, $11 client address, $12 user agent.
+DISCLOSURES_RECORDED = f"""
+with {_DISCLOSURE_SOURCES},
+page as materialized (select * from {_DISCLOSURE_PAGE} p),
+recorded as (
+    insert into audit_events (
+        action, outcome, actor_issuer, actor_subject, actor_kind, actor_role,
+        org_cds, purpose, ssids, student_count, request_id, trace_id,
+        client_addr, user_agent, detail)
+    select '{Action.AUDIT_DISCLOSURES_READ.value}', '{Outcome.GRANTED.value}', $1, $2,
+           $8, '{OFFICER_ROLE}', officer.org_cds, '{Purpose.COMPLIANCE_REVIEW.value}',
+           array[$3]::text[], 1, $9, $10, $11, $12,
+           '{{"events":' || (select least(count(*), $7 - 1) from page) || '}}'
+    from officer
+    order by officer.org_cds
+    returning id
+)
+select (select count(*) from recorded) as recorded, p.*, {_ORG}
+from (values (true)) as always (yes)
+left join page p on true
+left join organizations o on o.cds_code = p.org_cds
+order by p.occurred_at desc, p.id desc
 """

@@ -51,6 +51,31 @@ class Origin:
 
 SYSTEM = Actor(issuer=None, subject="soars-cli", kind=ActorKind.SYSTEM)
 
+# What a failed INSERT of an event raises: not stored. A pooled connection the
+# server has just ended can fail with InternalClientError before asyncpg
+# notices (MagicStack/asyncpg#1069).
+STORE_ERRORS = (
+    asyncpg.PostgresError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+def note_stored(action: Action, outcome: Outcome, count: int = 1) -> None:
+    """Count events stored, here or by a statement that inserts its own."""
+    _EVENTS.add(count, {"audit.action": action.value, "audit.outcome": outcome.value})
+
+
+def note_not_stored(action: Action) -> None:
+    _EVENTS.add(1, {"audit.action": action.value, "audit.outcome": "not_stored"})
+
+
+def stored_user_agent(origin: Origin) -> str | None:
+    """The user agent as events keep it: at most 512 characters."""
+    return origin.user_agent[:512] if origin.user_agent else None
+
+
 _INSERT = """
 insert into audit_events (
     action, outcome, actor_issuer, actor_subject, actor_kind, actor_role,
@@ -81,7 +106,6 @@ async def record(
     detail: Mapping[str, object] | None = None,
 ) -> int:
     """Insert one event and return its id; raise AuditWriteError if it failed."""
-    user_agent = origin.user_agent[:512] if origin.user_agent else None
     try:
         event_id: int = await db.fetchval(
             _INSERT,
@@ -101,18 +125,11 @@ async def record(
             origin.request_id,
             origin.trace_id,
             origin.client_addr,
-            user_agent,
+            stored_user_agent(origin),
             json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":")),
         )
-    except (
-        asyncpg.PostgresError,
-        OSError,
-        asyncpg.InterfaceError,
-        # A pooled connection the server has just ended can fail this way
-        # before asyncpg notices (MagicStack/asyncpg#1069): not stored either.
-        asyncpg.exceptions.InternalClientError,
-    ) as exc:
-        _EVENTS.add(1, {"audit.action": action.value, "audit.outcome": "not_stored"})
+    except STORE_ERRORS as exc:
+        note_not_stored(action)
         raise AuditWriteError(f"audit event {action.value} was not stored") from exc
-    _EVENTS.add(1, {"audit.action": action.value, "audit.outcome": outcome.value})
+    note_stored(action, outcome)
     return event_id

@@ -4,7 +4,10 @@ The audit trail names students, so reading it is itself recorded: after the
 page is fetched (scope in the same SQL) and before it is returned, one event
 per organization the caller reviews (normally one), so each organization's
 compliance officer sees who reviewed their trail. If that event cannot be
-stored, the page is dropped (AUDIT_UNAVAILABLE), as for student pages.
+stored, the page is dropped (AUDIT_UNAVAILABLE), as for student pages. A
+student's disclosure history is read and recorded by one statement (see
+`audit.queries.DISCLOSURES_RECORDED`); its rows are used only once that
+statement, event included, has succeeded.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ import strawberry
 
 from audit import queries
 from audit.tags import Action, Outcome, Purpose
-from audit.writer import AuditWriteError, record
+from audit.writer import (
+    STORE_ERRORS,
+    AuditWriteError,
+    note_not_stored,
+    note_stored,
+    record,
+    stored_user_agent,
+)
 from auth.principal import Principal
 from resolvers import convert
 from resolvers.context import Context, context_of
@@ -37,7 +47,7 @@ from resolvers.paging import clamp_first
 from schema import audit as sa
 from schema import types as t
 
-_ROLE = "compliance_officer"
+_ROLE = queries.OFFICER_ROLE
 _SSID = re.compile(r"^[0-9]{10}$")
 _CDS = re.compile(r"^[0-9]{14}$")
 _ACTIONS = {action.value for action in Action}
@@ -289,11 +299,11 @@ def _connection(
     )
 
 
-async def _officer_orgs(ctx: Context, principal: Principal) -> list[str]:
-    rows = await ctx.pool.fetch(
-        queries.OFFICER_ORGS, principal.issuer, principal.subject
-    )
-    return [row["org_cds"] for row in rows]
+def _officer_orgs(principal: Principal) -> list[str]:
+    """The organizations whose trail the caller may read, from the assignments
+    read for this request (the same rule as the queries' own scope, which the
+    SQL applies again): the audit of a read of the trail goes to each."""
+    return sorted({a.org_cds for a in principal.assignments if a.role == _ROLE})
 
 
 async def _record(
@@ -328,7 +338,7 @@ async def audit_events(
 ) -> sa.AuditEventConnection:
     ctx = context_of(info)
     principal = ctx.require_principal()
-    orgs = await _officer_orgs(ctx, principal)
+    orgs = _officer_orgs(principal)
     scope = "audit:events"
     try:
         if not orgs:
@@ -376,7 +386,7 @@ async def student_disclosures(
 ) -> sa.AuditEventConnection:
     ctx = context_of(info)
     principal = ctx.require_principal()
-    orgs = await _officer_orgs(ctx, principal)
+    orgs = _officer_orgs(principal)
     well_formed = ssid if _SSID.match(ssid) else None
     # The SSID seals the cursor (as associated data, not inside it): a cursor
     # of one student's history cannot page through another's.
@@ -388,35 +398,68 @@ async def student_disclosures(
         limit = clamp_first(first, ctx.settings.page_size_max)
         after_time, after_id = _position(ctx, scope, after)
     except ApiError as refusal:
-        await _record(
-            ctx,
-            principal,
-            action=Action.AUDIT_DISCLOSURES_READ,
-            outcome=Outcome.DENIED,
-            orgs=orgs or [None],
-            ssid=well_formed,
-            detail={"reason": refusal.code.value},
-        )
+        await _refuse_disclosures(ctx, principal, orgs, well_formed, refusal)
         raise
 
-    rows = await ctx.pool.fetch(
-        queries.DISCLOSURES,
-        principal.issuer,
-        principal.subject,
-        ssid,
-        list(queries.PAGE_DISCLOSURES),
-        after_time,
-        after_id,
-        limit + 1,
-    )
-    page = rows[:limit]
+    rows = await _read_disclosures(ctx, principal, ssid, after_time, after_id, limit)
+    if rows is None:
+        # The officer role ended after this request's assignments were read.
+        ended = Forbidden(NOT_AN_OFFICER)
+        await _refuse_disclosures(ctx, principal, [], well_formed, ended)
+        raise ended
+    return _connection(ctx, scope, rows, limit, _Asked(ssid))
+
+
+async def _refuse_disclosures(
+    ctx: Context,
+    principal: Principal,
+    orgs: Sequence[str],
+    ssid: str | None,
+    refusal: ApiError,
+) -> None:
     await _record(
         ctx,
         principal,
         action=Action.AUDIT_DISCLOSURES_READ,
-        outcome=Outcome.GRANTED,
-        orgs=orgs,
+        outcome=Outcome.DENIED,
+        orgs=orgs or [None],
         ssid=ssid,
-        detail={"events": len(page)},
+        detail={"reason": refusal.code.value},
     )
-    return _connection(ctx, scope, rows, limit, _Asked(ssid))
+
+
+async def _read_disclosures(
+    ctx: Context,
+    principal: Principal,
+    ssid: str,
+    after_time: datetime | None,
+    after_id: int,
+    limit: int,
+) -> list[asyncpg.Record] | None:
+    """The page (up to limit + 1 rows) once its audit events are stored; None
+    if the statement found no officer role to record them under."""
+    origin = ctx.origin
+    try:
+        rows = await ctx.pool.fetch(
+            queries.DISCLOSURES_RECORDED,
+            principal.issuer,
+            principal.subject,
+            ssid,
+            list(queries.PAGE_DISCLOSURES),
+            after_time,
+            after_id,
+            limit + 1,
+            principal.kind.value,
+            origin.request_id,
+            origin.trace_id,
+            origin.client_addr,
+            stored_user_agent(origin),
+        )
+    except STORE_ERRORS:
+        note_not_stored(Action.AUDIT_DISCLOSURES_READ)
+        raise AuditUnavailable() from None
+    recorded = rows[0]["recorded"]
+    if not recorded:
+        return None
+    note_stored(Action.AUDIT_DISCLOSURES_READ, Outcome.GRANTED, recorded)
+    return [row for row in rows if row["id"] is not None]
