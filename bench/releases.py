@@ -20,7 +20,7 @@ from db.organizations import load_organizations
 from db.releases import create_release, load_release_file
 from db.samples import write_ltel_sample
 
-LOAD_RUNS = 3
+LOAD_RUNS = 5
 PAGE_RUNS = 30
 
 _FIELDS = """
@@ -75,7 +75,10 @@ async def bench_ltel_load(ctx: BenchContext) -> None:
         await conn.execute(
             f"create table bench_raw_ltel ({columns}, primary key (ssid))"
         )
+        # Baseline and product take turns, so that a change in the machine's
+        # load during the runs weighs on both alike.
         raw = []
+        product = []
         for _ in range(LOAD_RUNS):
             await conn.execute("truncate bench_raw_ltel")
             started = time.perf_counter()
@@ -83,13 +86,11 @@ async def bench_ltel_load(ctx: BenchContext) -> None:
                 "bench_raw_ltel", source=path, format="csv", header=True
             )
             raw.append(rows / (time.perf_counter() - started))
-        await conn.execute("drop table bench_raw_ltel")
 
-        product = []
-        for _ in range(LOAD_RUNS):
             release = await create_release(conn, report_type="ltel", year=2019)
             summary = await load_release_file(conn, release, path)
             product.append(summary.rows / summary.seconds)
+        await conn.execute("drop table bench_raw_ltel")
     finally:
         await conn.close()
     note = f"sample written in {generated:.1f} s" if generated else ""

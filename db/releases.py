@@ -1,10 +1,13 @@
 """Releases: creating them, loading their files with COPY, publishing them.
 
 A file is loaded in one transaction: COPY into a bare temporary table (no
-index, no constraint: the fastest path into PostgreSQL), one validation pass
-in SQL that finds the bad lines and fields, then one INSERT ... SELECT that
-splits the rows into one report per LEA and per charter school. A file with
-any bad line leaves nothing behind but a record of why, for its summary.
+index, no constraint: the fastest path into PostgreSQL), then one INSERT ...
+SELECT that splits the rows into one report per LEA and per charter school
+and stores only lines that pass every check. Files are almost always good,
+so that is tried first, in a savepoint; when it stores fewer lines than the
+file has, or the database refuses one, the savepoint is rolled back and the
+detailed checks run to name every bad line and field. A file with any bad
+line leaves nothing behind but a record of why, for its summary.
 
 Error messages name the file, the line and the field, never the value of a
 field that holds personal data.
@@ -87,6 +90,74 @@ def _bad_value_sql(field: Field) -> tuple[str, str]:
     else:
         condition, message = _CHECKS[field.kind]
     return re.sub(r"\bv\b", f'"{field.name}"', condition), message
+
+
+def _one_of(*values: str) -> str:
+    # A list of constants (hashed from nine of them on) costs much less per
+    # line than a regular expression.
+    return "v in (" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+# Bytes, not characters: trimming text is several times slower in a UTF-8
+# database. Multi-byte characters are never ASCII digits, so this is exact.
+_ALL_DIGITS = (
+    "ltrim(convert_to(v, 'UTF8'), '\\x30313233343536373839'::bytea) = ''::bytea"
+)
+
+# The same rules as _CHECKS, as SQL conditions that are true for a GOOD value,
+# written to cost as little as possible per line: they run on every line of
+# every file, the detailed checks only on a file that fails them. A condition
+# may raise an error for a bad value (a date that does not exist): that fails
+# the attempt just as false does. tests/db/test_release_checks.py holds both
+# to the same verdict on the values that tell them apart.
+_GOOD: dict[Kind, str] = {
+    Kind.SSID: f"octet_length(v) = 10 and {_ALL_DIGITS}",
+    # Control characters: one expression over all the names (_good_row_sql).
+    Kind.NAME: "length(v) <= 60",
+    # With DateStyle ISO (set by the load), a date's text is the same as the
+    # value only for a real date written YYYY-MM-DD.
+    Kind.DATE: "octet_length(v) = 10 and left(v, 2) in ('19', '20') "
+    "and v::date::text = v",
+    Kind.GENDER: _one_of("F", "M", "X"),
+    Kind.CDS: f"octet_length(v) = 14 and {_ALL_DIGITS}",
+    Kind.GROUPS: "v is null or (v <> '' and string_to_array(v, ';') <@ array["
+    + ", ".join(f"'{group}'" for group in STUDENT_GROUPS)
+    + "])",
+    Kind.FLAG: _one_of("Y", "N"),
+    Kind.COUNT: _one_of(
+        *(str(n) for n in range(10)), *(f"{n:02d}" for n in range(100))
+    ),
+    Kind.LEVEL: "v is null or " + _one_of("1", "2", "3", "4"),
+    Kind.GRADE: _one_of(*(str(n) for n in range(1, 13))),
+    Kind.YEARS: _one_of(*(str(n) for n in range(21))),
+}
+
+# The school's code is checked by the join with the directory instead: a
+# line whose school is not there is not stored, and the directory's codes
+# are 14 digits by constraint.
+_JOINED = "school_cds"
+
+
+def _good_value_sql(field: Field) -> str:
+    if field.kind is Kind.CHOICE:
+        condition = _one_of(*field.choices)
+    else:
+        condition = _GOOD[field.kind]
+    return "(" + re.sub(r"\bv\b", f'"{field.name}"', condition) + ")"
+
+
+def _good_row_sql(layout: Layout) -> str:
+    """A condition over a staging line, true when the line passes every check
+    of its layout (but the school's presence in the directory: a join)."""
+    conditions = [
+        _good_value_sql(field) for field in layout.fields if field.name != _JOINED
+    ]
+    names = [f'"{field.name}"' for field in layout.fields if field.kind is Kind.NAME]
+    if names:
+        conditions.append(f"concat({', '.join(names)}) !~ '[[:cntrl:]]'")
+    # As in the CASE of the detailed checks, a rule holds unless it is true.
+    conditions += [f"({check.bad_when}) is not true" for check in layout.checks]
+    return "\n              and ".join(conditions)
 
 
 def _bad_lines_sql(layout: Layout) -> str:
@@ -217,7 +288,7 @@ async def load_release_file(
     """Load `path` into a draft release, all or nothing.
 
     `progress`, if given, is told each step: ("reading", bytes, file size),
-    then ("checking", 0, None) and ("splitting", 0, None).
+    then ("checking", 0, None) while the lines are checked and stored.
 
     A refused file raises LoadError and leaves nothing of itself behind but a
     record of the refusal (lines, fields, messages) on the release, which
@@ -269,12 +340,20 @@ async def _load_in_transaction(
     layout: Layout,
     progress: LoadProgress | None = None,
 ) -> tuple[int, int]:
-    # The checks below sort and hash the whole file (duplicate SSIDs, the
-    # school of every line); with the default 4 MB they spill to disk.
+    # The duplicate check hashes every SSID, and the student tables' trigger
+    # keeps every new row in memory until the end of the statement; with the
+    # default 4 MB both spill to disk.
     await conn.execute("set local work_mem = '128MB'")
+    # The date check compares a date's text with the file's (see _GOOD).
+    await conn.execute("set local datestyle = 'ISO, YMD'")
+    # The staging table has no statistics and the checks are many conditions,
+    # so the planner expects a handful of lines and would look up each line's
+    # school and report with an index scan; hash joins are several times
+    # faster for a whole file.
+    await conn.execute("set local enable_nestloop = off")
     await conn.execute(_staging_sql(layout))
     try:
-        await conn.copy_to_table(
+        copied = await conn.copy_to_table(
             "staging",
             source=path if progress is None else _read_chunks(path, progress),
             columns=list(layout.columns),
@@ -284,16 +363,24 @@ async def _load_in_transaction(
         )
     except asyncpg.PostgresError as exc:
         raise _copy_error(path, exc) from None
+    rows = _row_count(copied)
+    if rows == 0:
+        raise LoadError(path, 2, None, "the file has a header but no students")
 
     if progress is not None:
         progress("checking", 0, None)
-    await _validate(conn, path, layout)
-    rows: int = await conn.fetchval("select count(*) from staging")
-    if rows == 0:
-        raise LoadError(path, 2, None, "the file has a header but no students")
-    if progress is not None:
-        progress("splitting", 0, None)
-    reports = await _split_into_reports(conn, release_id, layout, path)
+    try:
+        # A savepoint: an attempt that is refused leaves nothing behind.
+        async with conn.transaction():
+            reports = await _store_checked(conn, release_id, layout, rows)
+    except (
+        _NotAllStored,
+        asyncpg.DataError,
+        asyncpg.IntegrityConstraintViolationError,
+    ) as refused:
+        await _diagnose(conn, path, layout)
+        raise _unexplained(path, refused) from None
+
     await conn.execute(
         "update releases set status = 'loaded', loaded_at = now(), "
         "rows_loaded = $2, source_name = $3 where id = $1",
@@ -302,6 +389,105 @@ async def _load_in_transaction(
         path.name,
     )
     return rows, reports
+
+
+def _row_count(status: str) -> int:
+    # "COPY 487017", "INSERT 0 487017": the count is the last word.
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class _NotAllStored(Exception):
+    """The optimistic store skipped a line or found a repeated SSID."""
+
+
+# A charter school is its own LEA for SOARS; every other school's students go
+# to its district's (or county office's) report. `o` is the line's school.
+_REPORT_ORG = "case when o.kind = 'charter' then o.cds_code else o.lea_cds end"
+
+
+async def _store_checked(
+    conn: asyncpg.Connection, release_id: int, layout: Layout, rows: int
+) -> int:
+    """Split the staged lines into reports and store them, checked on the way
+    (the optimistic path); raise _NotAllStored, or let the database's error
+    through, when any line is bad. Returns the number of reports."""
+    # Counting the lines of each school first joins a few thousand schools
+    # with the directory instead of every line.
+    reports = await conn.fetch(
+        f"""
+        insert into reports (release_id, org_cds, student_count)
+        select $1, {_REPORT_ORG}, sum(lines)
+        from (select school_cds, count(*) as lines from staging group by school_cds) s
+        join organizations o on o.cds_code = s.school_cds
+        where o.kind in ('school', 'charter')
+        group by 2
+        returning id
+        """,
+        release_id,
+    )
+    # Lines with a bad field or an unknown school are not selected: fewer
+    # rows stored than copied is how the attempt learns of them. A school
+    # whose LEA is missing fails the reports' foreign key above.
+    names = ", ".join(f's."{name}"' for name in layout.columns)
+    target = ", ".join(f'"{name}"' for name in layout.columns)
+    stored = await conn.execute(
+        f"""
+        insert into {layout.report_type}_students (report_id, {target})
+        select r.id, {names}
+        from (
+            select * from staging
+            where {_good_row_sql(layout)}
+        ) s
+        join organizations o on o.cds_code = s.school_cds
+        join reports r on r.release_id = $1 and r.org_cds = {_REPORT_ORG}
+        where o.kind in ('school', 'charter')
+        """,
+        release_id,
+    )
+    if _row_count(stored) != rows:
+        raise _NotAllStored()
+    # An SSID repeated in two reports is caught by neither key; one repeated
+    # within a report, by the students' primary key above.
+    if await conn.fetchval(
+        "select exists (select from staging group by ssid having count(*) > 1)"
+    ):
+        raise _NotAllStored()
+    return len(reports)
+
+
+async def _diagnose(conn: asyncpg.Connection, path: Path, layout: Layout) -> None:
+    """Find and raise what the optimistic store refused: the bad lines and
+    fields, in the order the checks take (fields, schools, duplicates, LEAs)."""
+    await _validate(conn, path, layout)
+    missing_lea = await conn.fetchval(
+        """
+        select min(o.lea_cds)
+        from staging s join organizations o on o.cds_code = s.school_cds
+        where o.kind = 'school'
+          and not exists (select from organizations l where l.cds_code = o.lea_cds)
+        """
+    )
+    if missing_lea is not None:
+        raise LoadError(
+            path,
+            0,
+            "school_cds",
+            f"LEA {missing_lea} of a school in the file is not in the directory",
+        )
+
+
+def _unexplained(path: Path, refused: Exception) -> LoadError:
+    # Every detailed check passed, so the optimistic checks disagree with
+    # them: a defect. The database's own message may quote a value, so only
+    # its SQLSTATE is kept.
+    sqlstate = getattr(refused, "sqlstate", None) or "none"
+    return LoadError(
+        path,
+        0,
+        None,
+        f"was refused (SQLSTATE {sqlstate}) although every line passed the "
+        "detailed checks",
+    )
 
 
 async def _read_chunks(path: Path, progress: LoadProgress) -> AsyncIterator[bytes]:
@@ -411,56 +597,6 @@ async def _validate(conn: asyncpg.Connection, path: Path, layout: Layout) -> Non
         raise _rejected(path, rejections, duplicates[0]["bad_lines"])
 
 
-async def _split_into_reports(
-    conn: asyncpg.Connection, release_id: int, layout: Layout, path: Path
-) -> int:
-    # A charter school is its own LEA for SOARS; every other school's students
-    # go to its district's (or county office's) report.
-    await conn.execute(
-        """
-        create temporary table staged_org on commit drop as
-        select s.line, case when o.kind = 'charter' then o.cds_code else o.lea_cds end
-               as report_org
-        from staging s join organizations o on o.cds_code = s.school_cds
-        """
-    )
-    missing_lea = await conn.fetchval(
-        """
-        select min(t.report_org) from staged_org t
-        left join organizations o on o.cds_code = t.report_org where o.cds_code is null
-        """
-    )
-    if missing_lea is not None:
-        raise LoadError(
-            path,
-            0,
-            "school_cds",
-            f"LEA {missing_lea} of a school in the file is not in the directory",
-        )
-    reports = await conn.fetch(
-        """
-        insert into reports (release_id, org_cds, student_count)
-        select $1, report_org, count(*) from staged_org group by report_org
-        returning id
-        """,
-        release_id,
-    )
-    names = ", ".join(f's."{name}"' for name in layout.columns)
-    target = ", ".join(f'"{name}"' for name in layout.columns)
-    table = f"{layout.report_type}_students"
-    await conn.execute(
-        f"""
-        insert into {table} (report_id, {target})
-        select r.id, {names}
-        from staging s
-        join staged_org t on t.line = s.line
-        join reports r on r.release_id = $1 and r.org_cds = t.report_org
-        """,
-        release_id,
-    )
-    return len(reports)
-
-
 async def _today(conn: asyncpg.Connection) -> date:
     # The database's date, the one every availability check in SQL uses.
     today: date = await conn.fetchval("select current_date")
@@ -512,6 +648,11 @@ async def publish(conn: asyncpg.Connection, release_id: int, until: date) -> Pub
         previous = None
         if release["status"] == "published":
             previous = release["available_until"]
+        else:
+            # First publication: its students are about to be read.
+            await conn.execute(
+                "select refresh_student_statistics($1)", release["report_type"]
+            )
 
         withdrew = None
         if release["supersedes"] is not None:

@@ -497,3 +497,32 @@ async def test_the_command_line_refuses_a_year_no_layout_covers(
     assert f"--year {year}: no" in output, output
     assert "Traceback" not in output, output
     assert await owner.fetchval("select count(*) from releases") == releases_before
+
+
+async def test_publishing_brings_the_student_table_s_statistics_up_to_date(
+    gql: GraphQLClient, assign, owner: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Pages plan from statistics; stale ones sort the rest of a report for
+    every page. Publishing (through the service's own role) refreshes them."""
+    from db.layouts import CCI_2017
+    from db.releases import create_release, load_release_file
+    from resolvers.cursors import encode_id
+
+    admin = await assign(STATE, "state_admin")
+    path = write_release_file(
+        tmp_path / "cci-2017.csv", CCI_2017, [{"ssid": "2700000001"}]
+    )
+    release = await create_release(owner, report_type="cci", year=2017)
+    await load_release_file(owner, release, path)
+    before = await owner.fetchval("select now()")
+
+    until = (date.today() + timedelta(days=30)).isoformat()
+    await _data(
+        gql, PUBLISH, {"id": encode_id("Release", release), "until": until}, admin
+    )
+
+    await owner.execute("select pg_stat_clear_snapshot()")
+    analyzed = await owner.fetchval(
+        "select last_analyze from pg_stat_user_tables where relname = 'cci_students'"
+    )
+    assert analyzed is not None and analyzed > before

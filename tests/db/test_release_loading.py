@@ -15,6 +15,7 @@ from db.layouts import layout_for
 from db.releases import ReleaseError, create_release, load_release_file
 
 LAYOUT = layout_for("cci", 2019)
+SFUSD_SCHOOL = "38684780102103"  # another district's school: another report
 
 
 def _row(**changes: str) -> list[str]:
@@ -77,6 +78,9 @@ async def _nothing_kept(owner: asyncpg.Connection, release: int) -> None:
         ("bad level", [_row(sbac_ela_level="5")], 2, "sbac_ela_level", "1-4"),
         ("unknown student group", [_row(student_groups="HI;XYZ")], 2, "student_groups", "codes"),
         ("duplicate SSID", [*_good_rows(), _row(ssid="1000000002")], 5, "ssid", "earlier line"),
+        ("SSID in two reports", [*_good_rows(), _row(ssid="1000000001", school_cds=SFUSD_SCHOOL)], 5, "ssid", "earlier line"),
+        ("school code with letters", [*_good_rows(), _row(ssid="1000000099", school_cds="1964733193233A")], 5, "school_cds", "14 digits"),
+        ("bad line after a bad school", [_row(school_cds="19647339999999"), _row(ssid="1000000099", gender="Q")], 3, "gender", "F, M or X"),
         ("missing name", [_row(last_name="")], 2, "last_name", "1 to 60"),
     ],
 )
@@ -167,3 +171,39 @@ async def test_a_good_file_splits_into_lea_and_charter_reports(
     assert counts == {"19647330000000": 3, charter: 1}
     with pytest.raises(ReleaseError, match="loaded once"):
         await load_release_file(owner, release, path)
+
+
+async def test_a_school_whose_lea_is_not_in_the_directory_is_named(
+    owner: asyncpg.Connection, release: int, tmp_path: Path
+) -> None:
+    path = _write(tmp_path / "orphan.csv", [*_good_rows(), _row(ssid="1000000099", school_cds="99999999999999")])
+    outer = owner.transaction()
+    await outer.start()
+    try:
+        # A school of an LEA the directory does not have (rolled back).
+        await owner.execute(
+            "insert into organizations (cds_code, kind, name, lea_cds, status, source) "
+            "values ('99999999999999', 'school', 'Nowhere High', '99999990000000', 'Active', 'directory')"
+        )
+        with pytest.raises(LoadError, match="LEA 99999990000000") as caught:
+            await load_release_file(owner, release, path)
+        assert caught.value.field == "school_cds"
+        await _nothing_kept(owner, release)
+    finally:
+        await outer.rollback()
+
+
+async def test_many_bad_lines_are_counted_and_the_first_hundred_kept(
+    owner: asyncpg.Connection, release: int, tmp_path: Path
+) -> None:
+    rows = [_row(ssid=f"1{n:09d}", graduated="maybe" if n % 2 else "Y") for n in range(1, 301)]
+    path = _write(tmp_path / "many.csv", rows)
+
+    with pytest.raises(LoadError) as caught:
+        await load_release_file(owner, release, path)
+
+    assert caught.value.bad_lines == 150
+    assert len(caught.value.rejections) == 100
+    assert [r.line for r in caught.value.rejections[:2]] == [2, 4]
+    assert {r.field for r in caught.value.rejections} == {"graduated"}
+    await _nothing_kept(owner, release)
