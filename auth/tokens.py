@@ -537,6 +537,10 @@ def _is_numeric_date(value: object) -> bool:
 
 def _claims_from(payload: Mapping[str, Any]) -> Claims:
     subject: str = payload["sub"]
+    if not subject.isprintable():
+        # A NUL, a control character or half a surrogate pair: no identity
+        # provider issues such an identifier, and PostgreSQL cannot store it.
+        raise AuthenticationError(TokenFailure.INVALID_CLAIM, "sub")
     client_id = _optional_string(payload, "client_id")
     if client_id is None:
         client_id = _optional_string(payload, "azp")
@@ -564,7 +568,7 @@ def _optional_string(
     value = payload.get(claim)
     if value is None or value == "":
         return None
-    if isinstance(value, str):
+    if isinstance(value, str) and value.isprintable():
         return value
     if strict:
         raise AuthenticationError(TokenFailure.INVALID_CLAIM, claim)

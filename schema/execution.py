@@ -368,7 +368,11 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return Undefined
             answers.append(nodes)
         names = [response_name for response_name, _scalars in edge_plan]
-        return [dict(zip(names, edge)) for edge in zip(*answers)]
+        if not names:  # every field skipped: one empty object per edge
+            return [{} for _ in edges.records]
+        return [
+            dict(zip(names, edge, strict=True)) for edge in zip(*answers, strict=True)
+        ]
 
     @staticmethod
     def _all_scalars(scalars: list[tuple[str, _Plan]], source: Any) -> Any:
@@ -452,7 +456,9 @@ def _nodes_from_rows(
     except Exception:  # noqa: BLE001 - the general path reports it properly
         return Undefined
     names = [response_name for response_name, _plan in scalars]
-    return [dict(zip(names, node)) for node in zip(*columns)]
+    if not names:  # every field skipped: one empty object per record
+        return [{} for _ in records]
+    return [dict(zip(names, node, strict=True)) for node in zip(*columns, strict=True)]
 
 
 def _serialized_column(plan: _Plan, values: list[Any]) -> Any:
@@ -489,6 +495,8 @@ def _unchanged(plan: _Plan, values: list[Any]) -> bool:
     return not numbers or (_INT_MIN <= min(numbers) and max(numbers) <= _INT_MAX)
 
 
-def _in_order(order: list[str], plain: dict[str, Any], rest: dict[str, Any]) -> dict[str, Any]:
+def _in_order(
+    order: list[str], plain: dict[str, Any], rest: dict[str, Any]
+) -> dict[str, Any]:
     merged = {**plain, **rest}
     return {name: merged[name] for name in order if name in merged}

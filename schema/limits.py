@@ -219,6 +219,9 @@ class _Walker:
             break
         else:
             value = definition.args["first"].default_value
+        if isinstance(value, float) and value.is_integer():
+            # graphql-core takes 500.0 for the Int 500: so must the cost.
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             return None  # not an Int: graphql-core's coercion reports it
 

@@ -167,6 +167,14 @@ LIMITS: list[tuple[str, str, dict[str, Any], str, str | None]] = [
         "cost",
     ),
     (
+        "page sizes sent as whole-number floats (graphql-core takes 200.0 for 200)",
+        "query($r: Int!, $s: Int!) { reports(first: $r) { edges { node { "
+        "students(first: $s, purpose: ACCOUNTABILITY_REVIEW) { totalCount } } } } }",
+        {"r": 10.0, "s": 200.0},
+        "QUERY_TOO_COMPLEX",
+        "cost",
+    ),
+    (
         "a page larger than the maximum",
         "query($id: ID!) { report(id: $id) { students(first: 501, "
         "purpose: ACCOUNTABILITY_REVIEW) { totalCount } } }",

@@ -181,6 +181,28 @@ ATTACKS: list[tuple[str, Callable[[Attack], str], str]] = [
     ("an empty iss", lambda a: a.signed(iss=""), "bad_issuer"),
     ("nbf in the future", lambda a: a.signed(nbf=_now() + 600), "not_yet_valid"),
     (
+        "a subject with a NUL, signed",
+        lambda a: a.signed(sub="x\u0000"),
+        "invalid_claim",
+    ),
+    (
+        "a subject with half a surrogate pair, signed",
+        lambda a: a.signed(sub="x\ud800"),
+        "malformed",  # the payload is not UTF-8 once decoded
+    ),
+    (
+        "a client_id with a control character, signed",
+        lambda a: a.signed(client_id="app\u0007"),
+        "invalid_claim",
+    ),
+    (
+        "a payload nested 5,000 arrays deep",
+        lambda a: ".".join(
+            [a.signed().split(".")[0], _b64(b"[" * 5000), a.signed().split(".")[2]]
+        ),
+        "malformed",
+    ),
+    (
         "an issuer that differs by a trailing slash",
         lambda a: a.signed(iss=a.issuer.issuer + "/"),
         "bad_issuer",

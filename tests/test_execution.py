@@ -465,6 +465,11 @@ CCI_QUERIES = [
     "{ cci { edges { node { ...F } } } } fragment F on CciStudent { ssid gender }",
     "{ cci { edges { node { ... on CciStudent { firstName } graduated } } } }",
     "{ cci { edges { node { ssid @skip(if: true) lastName @include(if: true) } } } }",
+    # every field of a level skipped: empty objects, one per edge
+    "{ cci { edges { cursor node { ssid @skip(if: true) } } } }",
+    "{ cci { edges { cursor @skip(if: true) } } }",
+    "{ cci { edges { __typename @include(if: false) } } }",
+    "{ cci { edges { node { ssid @include(if: false) gender @skip(if: true) } } } }",
 ]
 
 
