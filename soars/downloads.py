@@ -52,6 +52,8 @@ SLOT_WAIT_S = 5.0
 #: How long the COPY waits for a pooled connection.
 ACQUIRE_TIMEOUT_S = 10.0
 UTF8_BOM = b"\xef\xbb\xbf"
+#: Pauses between attempts to record a download's ending (seconds).
+END_RECORD_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 # Each refusal: HTTP status and a sentence for the client. The reason codes
 # come from db/downloads.py.
@@ -513,25 +515,18 @@ async def _record_end(
     }
     if result.reason:
         detail["reason"] = result.reason
+    # The client already has what was sent, so the ending can wait for a
+    # database that is restarting or failing over (seconds), rather than be
+    # missing from the trail. A write whose acknowledgement was lost could be
+    # stored twice; a duplicate ending is the lesser harm.
+    for delay in END_RECORD_RETRIES_S:
+        try:
+            await _write_end(services, redeemed, actor, origin, result, detail)
+            return
+        except AuditWriteError:
+            await asyncio.sleep(delay)
     try:
-        await record(
-            services.pool,
-            action=(
-                Action.REPORT_DOWNLOAD_COMPLETED
-                if result.completed
-                else Action.REPORT_DOWNLOAD_ABORTED
-            ),
-            outcome=Outcome.GRANTED if result.completed else Outcome.FAILED,
-            actor=actor,
-            origin=origin,
-            org_cds=redeemed.org_cds,
-            purpose=Purpose(redeemed.purpose),
-            purpose_detail=redeemed.purpose_detail,
-            release_id=redeemed.release_id,
-            report_id=redeemed.report_id,
-            student_count=result.rows,
-            detail=detail,
-        )
+        await _write_end(services, redeemed, actor, origin, result, detail)
     except AuditWriteError:
         # The data already left under the "started" event, which names the
         # report and its size; only the ending is missing from the trail.
@@ -539,6 +534,34 @@ async def _record_end(
             "download end not recorded",
             extra={"started_event": started_event, "completed": result.completed},
         )
+
+
+async def _write_end(
+    services: Services,
+    redeemed: Redeemed,
+    actor: Actor,
+    origin: Origin,
+    result: _Result,
+    detail: dict[str, object],
+) -> None:
+    await record(
+        services.pool,
+        action=(
+            Action.REPORT_DOWNLOAD_COMPLETED
+            if result.completed
+            else Action.REPORT_DOWNLOAD_ABORTED
+        ),
+        outcome=Outcome.GRANTED if result.completed else Outcome.FAILED,
+        actor=actor,
+        origin=origin,
+        org_cds=redeemed.org_cds,
+        purpose=Purpose(redeemed.purpose),
+        purpose_detail=redeemed.purpose_detail,
+        release_id=redeemed.release_id,
+        report_id=redeemed.report_id,
+        student_count=result.rows,
+        detail=detail,
+    )
 
 
 async def _refuse(
