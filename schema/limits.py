@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from graphql import (
+    BREAK,
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -49,8 +51,11 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
+    Visitor,
     get_named_type,
+    visit,
 )
 from strawberry.extensions import SchemaExtension
 
@@ -309,6 +314,66 @@ def _check_operation(measure: _Measure, limits: QueryLimits) -> None:
         )
 
 
+# What no text column can hold: PostgreSQL refuses NUL, and half a surrogate
+# pair has no UTF-8 form. Either would fail deep in a resolver (as a database
+# or audit error); refused up front, the message names where it is.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_WORDS = "a character no text can hold (NUL, or half a surrogate pair)"
+
+
+class _StringArguments(Visitor):
+    """The first string literal holding an unstorable character, by argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arguments: list[str] = []
+        self.found: str | None = None
+
+    def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+        self.arguments.append(node.name.value)
+
+    def leave_argument(self, *_: Any) -> None:
+        self.arguments.pop()
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> Any:
+        if self.found is None and _UNSTORABLE.search(node.value):
+            self.found = self.arguments[-1] if self.arguments else "(a default value)"
+            return BREAK
+        return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def unstorable_text(
+    document: DocumentNode, variables: Mapping[str, Any] | None
+) -> GraphQLError | None:
+    """A BAD_USER_INPUT error naming the variable or argument whose text
+    holds a character no text column can store; else None."""
+    for name, value in (variables or {}).items():
+        if any(_UNSTORABLE.search(text) for text in _strings(value)):
+            return GraphQLError(
+                f"Variable '${name}' holds {_UNSTORABLE_WORDS}.",
+                extensions={"code": Code.BAD_USER_INPUT.value, "variable": name},
+            )
+    visitor = _StringArguments()
+    visit(document, visitor)
+    if visitor.found is not None:
+        return GraphQLError(
+            f"Argument '{visitor.found}' holds {_UNSTORABLE_WORDS}.",
+            extensions={"code": Code.BAD_USER_INPUT.value, "argument": visitor.found},
+        )
+    return None
+
+
 _TOKENS = re.compile(r"Document contains more than (\d+) tokens")
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
@@ -341,7 +406,7 @@ class LimitQueries(SchemaExtension):
                     context.graphql_document,
                     context.variables,
                     self.limits,
-                )
+                ) or unstorable_text(context.graphql_document, context.variables)
             except Exception as error:  # noqa: BLE001 - fail closed, below
                 # A query the limits cannot measure is not run.
                 log.error(

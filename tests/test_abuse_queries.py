@@ -11,6 +11,7 @@ origin; the development service of the session shows the contrasts.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -589,3 +590,81 @@ async def test_cors_is_closed_unless_configured_and_never_with_credentials(
     assert granted == (origin if allowed else None)
     assert "access-control-allow-credentials" not in response.headers
     assert granted != "*"
+
+
+UNSTORABLE: list[tuple[str, str, dict[str, Any], str, str]] = [
+    (
+        "a NUL in a page's purpose detail, as a variable",
+        "query($id: ID!, $d: String) { report(id: $id) { students(first: 5, "
+        "purpose: ACCOUNTABILITY_REVIEW, purposeDetail: $d) { totalCount } } }",
+        {"d": "a\u0000b"},
+        "variable",
+        "d",
+    ),
+    (
+        "half a surrogate pair in a download's purpose detail, as a variable",
+        "mutation($id: ID!, $d: String) { createDownloadToken(reportId: $id, "
+        "purpose: ACCOUNTABILITY_REVIEW, purposeDetail: $d) { url } }",
+        {"d": "\ud800"},
+        "variable",
+        "d",
+    ),
+    (
+        "a NUL in a release label, written in the query",
+        'mutation { createRelease(reportType: CCI, year: 2019, label: "x\\u0000") '
+        "{ id } }",
+        {},
+        "argument",
+        "label",
+    ),
+    (
+        "a NUL inside an input object of the audit trail's filter",
+        "query($f: AuditEventFilter) { auditEvents(first: 5, filter: $f) "
+        "{ totalCount } }",
+        {"f": {"actorSubject": "x\u0000"}},
+        "variable",
+        "f",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "query", "variables", "kind", "name"),
+    UNSTORABLE,
+    ids=[case for case, *_ in UNSTORABLE],
+)
+async def test_text_no_column_can_hold_is_refused_naming_where_it_is(
+    prod: httpx.AsyncClient,
+    issuer: TestIssuer,
+    assign,  # type: ignore[no-untyped-def]
+    owner: asyncpg.Connection,
+    lausd_report: str,
+    case: str,
+    query: str,
+    variables: dict[str, Any],
+    kind: str,
+    name: str,
+) -> None:
+    subject = await assign(LAUSD, "accountability_coordinator")
+    sent = {"id": lausd_report, **variables} if "$id" in query else variables
+    tokens_before = await owner.fetchval("select count(*) from download_tokens")
+
+    response = await prod.post(
+        "/graphql",
+        # json.dumps escapes half a surrogate pair as \ud800, as a client
+        # would; httpx's own encoder refuses to.
+        content=json.dumps({"query": query, "variables": sent}),
+        headers={
+            "Authorization": f"Bearer {issuer.mint(subject)}",
+            "Content-Type": "application/json",
+        },
+    )
+
+    body = response.json()
+    assert body.get("data") is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"][kind] == name
+    assert name in error["message"]
+    assert await _events_of(owner, subject) == 0
+    assert await owner.fetchval("select count(*) from download_tokens") == tokens_before
