@@ -375,8 +375,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", CancelOnDisconnect(graphql), methods=["GET", "POST"]),
         Route("/healthz", probes["/healthz"]),
         Route("/readyz", probes["/readyz"]),
-        Route("/downloads", downloads, methods=["GET"]),
-        Route("/downloads/{token}", downloads, methods=["GET"]),
+        # Every method reaches the route, which answers all but GET with a
+        # JSON 405 (rather than the portal's page for an unknown path).
+        Route("/downloads", downloads),
+        Route("/downloads/{token}", downloads),
     ]
     if settings.is_development:
         routes.append(Route("/dev/.well-known/jwks.json", dev_jwks))

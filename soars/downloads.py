@@ -18,11 +18,12 @@ copied from a log or a browser history is worth nothing once it was used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,8 @@ SLOT_WAIT_S = 5.0
 #: How long the COPY waits for a pooled connection.
 ACQUIRE_TIMEOUT_S = 10.0
 UTF8_BOM = b"\xef\xbb\xbf"
+#: How long a client may take nothing of the file before it is cut off.
+STALL_S = 60.0
 #: Pauses between attempts to record a download's ending (seconds).
 END_RECORD_RETRIES_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 
@@ -156,9 +159,25 @@ class _Guesses:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._guesses = RateLimitItemPerMinute(per_minute)
         self._notes = RateLimitItemPerMinute(1)
+        # Links of each address being looked up now: each may turn out to be
+        # a guess, so a burst sent at once cannot pass the limit together.
+        self._pending: dict[str, int] = {}
 
     def blocked(self, address: str) -> bool:
-        return not self._limiter.test(self._guesses, "guess", address)
+        cost = self._pending.get(address, 0) + 1
+        return not self._limiter.test(self._guesses, "guess", address, cost=cost)
+
+    @contextlib.contextmanager
+    def looking_up(self, address: str) -> Iterator[None]:
+        self._pending[address] = self._pending.get(address, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._pending[address] - 1
+            if left:
+                self._pending[address] = left
+            else:
+                del self._pending[address]
 
     def count(self, address: str) -> None:
         self._limiter.hit(self._guesses, "guess", address)
@@ -195,14 +214,9 @@ class DownloadRoute:
         token = request.path_params.get("token") or _bearer(
             request.headers.get("authorization")
         )
-        guesses = self._guesses_for(services)
-        address = origin.client_addr or "unknown"
-        if guesses.blocked(address):
-            refused = Refused("TOO_MANY_ATTEMPTS")
-            if guesses.note_block(address):
-                await _refuse(services, refused, origin, scope, receive, send)
-            else:
-                await _answer(refused, scope, receive, send)
+        # Checked here, before a download slot is taken, and again just
+        # before the lookup, where the check and the reservation are one step.
+        if await self._too_many_guesses(services, origin, scope, receive, send):
             return
 
         # A download holds a pooled connection for as long as the client
@@ -225,6 +239,27 @@ class DownloadRoute:
             await self._download(services, token, origin, request, receive, send)
         finally:
             slots.release()
+
+    async def _too_many_guesses(
+        self,
+        services: Services,
+        origin: Origin,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> bool:
+        """Answers 429 (recorded once a minute) if the address is over its
+        limit of links that open nothing; True when it did."""
+        guesses = self._guesses_for(services)
+        address = origin.client_addr or "unknown"
+        if not guesses.blocked(address):
+            return False
+        refused = Refused("TOO_MANY_ATTEMPTS")
+        if guesses.note_block(address):
+            await _refuse(services, refused, origin, scope, receive, send)
+        else:
+            await _answer(refused, scope, receive, send)
+        return True
 
     def _guesses_for(self, services: Services) -> _Guesses:
         if self._guesses is None:
@@ -252,8 +287,12 @@ class DownloadRoute:
                 services, Refused("TOKEN_MISSING"), origin, scope, receive, send
             )
             return
+        if await self._too_many_guesses(services, origin, scope, receive, send):
+            return
         try:
-            outcome = await downloads.redeem(services.pool, token)
+            address = origin.client_addr or "unknown"
+            with self._guesses_for(services).looking_up(address):
+                outcome = await downloads.redeem(services.pool, token)
         except (
             asyncpg.PostgresError,
             asyncpg.InterfaceError,
@@ -318,7 +357,9 @@ class DownloadRoute:
             await _record_end(services, redeemed, actor, origin, started_event, result)
             raise
         await _record_end(services, redeemed, actor, origin, started_event, result)
-        if result.reason == "database_error" and result.response_started:
+        if result.reason in ("database_error", "client_stalled") and (
+            result.response_started
+        ):
             raise DownloadInterrupted(
                 f"download of report {redeemed.report_id} broke off"
             )
@@ -393,7 +434,13 @@ class _CopyStream:
                 if self.bom:
                     await send(_body(UTF8_BOM))
                     self.sent += len(UTF8_BOM)
-            await send(_body(item))
+            try:
+                await asyncio.wait_for(send(_body(item)), STALL_S)
+            except TimeoutError:
+                # A client that stops reading holds a download slot and a
+                # pooled connection; one that has taken nothing for this long
+                # is cut off, so that a few cannot keep everyone waiting.
+                return "client_stalled"
             self.sent += len(item)
             self.newlines += item.count(b"\n")
             if self.disconnected.is_set():

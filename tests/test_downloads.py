@@ -220,16 +220,22 @@ async def test_only_one_of_two_simultaneous_downloads_gets_the_file(
     assert refused.json()["error"]["code"] == "TOKEN_REDEEMED"
 
 
-async def test_a_head_request_does_not_spend_the_token(
+async def test_a_head_or_post_request_does_not_spend_the_token(
     gql: GraphQLClient, http: httpx.AsyncClient, lausd: tuple[str, str]
 ) -> None:
     subject, report = lausd
     grant = await create_token(gql, report, subject=subject)
 
     peek = await http.head(grant["url"])
+    posted = await http.post(grant["url"])
+    deleted = await http.delete(grant["url"])
     download = await http.get(grant["url"])
 
     assert peek.status_code == 405
+    for other in (posted, deleted):
+        assert other.status_code == 405
+        assert other.headers["allow"] == "GET"
+        assert other.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
     assert download.status_code == 200
 
 
@@ -861,3 +867,32 @@ async def test_an_address_that_keeps_sending_unknown_links_is_slowed_down_on_rec
     assert await owner.fetchval(
         "select redeemed_at is null from download_tokens where id = $1", token_id
     )
+
+
+async def test_a_burst_of_unknown_links_sent_at_once_does_not_pass_the_limit(
+    database: TestDatabase,
+    loaded: object,
+    issuer: TestIssuer,
+    owner: asyncpg.Connection,
+    tmp_path: Path,
+) -> None:
+    settings = service_settings(
+        database, issuer, tmp_path, download_guesses_per_minute=3
+    )
+    rids = [request_id() for _ in range(20)]
+    with ServiceThread(settings) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.get(f"/downloads/{new_token()}", headers={"X-Request-Id": r})
+                    for r in rids
+                )
+            )
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(404) <= 3, statuses
+    assert set(statuses) <= {404, 429}, statuses
+    recorded = await owner.fetchval(
+        "select count(*) from audit_events where request_id = any($1::text[])", rids
+    )
+    assert recorded <= 4  # three guesses and the one note of the block
