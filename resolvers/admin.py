@@ -169,13 +169,13 @@ async def _release(conn: asyncpg.Connection | asyncpg.Pool, number: int) -> t.Re
     return convert.release(row)
 
 
-def _release_number(release_id: str) -> int:
+def _release_number(release_id: str, argument: str = "id") -> int:
     try:
         return decode_id("Release", release_id)
     except ApiError:
         raise BadUserInput(
-            "That is not the id of a release (ids come from 'releases').",
-            argument="id",
+            f"'{argument}' is not the id of a release (ids come from 'releases').",
+            argument=argument,
         ) from None
 
 
@@ -228,7 +228,7 @@ async def create_release(
 async def _corrected_release(
     conn: asyncpg.Connection, supersedes: str, kind: str, year: int
 ) -> int:
-    number = _release_number(supersedes)
+    number = _release_number(supersedes, "supersedes")
     old = await conn.fetchrow(
         "select report_type, year, status, superseded_by from releases where id = $1",
         number,

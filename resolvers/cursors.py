@@ -72,7 +72,14 @@ def decode_id(kind: str, text: str) -> int:
     """The number inside an id of `kind`; NOT_FOUND for anything else."""
     try:
         found_kind, _, number = _b64decode(text).decode().partition(":")
-        if found_kind == kind and number.isdigit() and len(number) < 19:
+        # ASCII digits only: int() also reads other scripts' digits, which
+        # would give one report several ids.
+        if (
+            found_kind == kind
+            and number.isascii()
+            and number.isdigit()
+            and len(number) < 19
+        ):
             return int(number)
     except (ValueError, binascii.Error, UnicodeError):
         pass

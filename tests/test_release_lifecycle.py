@@ -526,3 +526,34 @@ async def test_publishing_brings_the_student_table_s_statistics_up_to_date(
         "select last_analyze from pg_stat_user_tables where relname = 'cci_students'"
     )
     assert analyzed is not None and analyzed > before
+
+
+@pytest.mark.parametrize(
+    ("supersedes", "said"),
+    [("zzz", "not the id of a release"), ("UmVsZWFzZTo5OTk5OTk5", "no release")],
+)
+async def test_a_correction_of_no_release_names_the_supersedes_argument(
+    gql: GraphQLClient, assign, supersedes: str, said: str
+) -> None:
+    admin = await assign(STATE, "state_admin")
+    error = await _error(
+        gql,
+        CREATE,
+        {"type": "CCI", "year": 2019, "notes": "", "supersedes": supersedes},
+        admin,
+    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["argument"] == "supersedes"
+    assert said in error["message"]
+
+
+def test_an_id_is_read_with_ascii_digits_only() -> None:
+    import base64
+
+    from resolvers.cursors import decode_id, encode_id
+    from resolvers.errors import ApiError
+
+    assert decode_id("Report", encode_id("Report", 277)) == 277
+    fullwidth = base64.urlsafe_b64encode("Report:２７７".encode()).decode().rstrip("=")
+    with pytest.raises(ApiError):
+        decode_id("Report", fullwidth)
