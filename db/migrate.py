@@ -143,6 +143,7 @@ async def migrate(
             for row in await conn.fetch("select version, checksum from schema_migrations")
         }
 
+        _check_history(applied, available())
         done = []
         for migration in available():
             recorded = applied.get(migration.version)
@@ -156,6 +157,26 @@ async def migrate(
             await _apply(conn, migration, owner=owner, runtime=runtime)
             done.append(migration)
     return done
+
+
+def _check_history(applied: dict[int, str], shipped: list[Migration]) -> None:
+    """Refuse a database whose history this code does not continue: one with
+    a migration this code lacks (applied by a newer SOARS, or a file renamed
+    since), or with a gap before migrations already applied."""
+    known = {migration.version for migration in shipped}
+    unknown = sorted(set(applied) - known)
+    if unknown:
+        raise MigrationError(
+            f"the database has migration {unknown[0]:04d} applied, which this "
+            "version of SOARS does not ship; run the SOARS version that applied it"
+        )
+    latest = max(applied, default=0)
+    skipped = [m for m in shipped if m.version < latest and m.version not in applied]
+    if skipped:
+        raise MigrationError(
+            f"migration {skipped[0].version:04d}_{skipped[0].name} is not applied "
+            f"but the later {latest:04d} is; migrations apply in order only"
+        )
 
 
 async def _apply(

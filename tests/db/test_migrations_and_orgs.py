@@ -70,3 +70,36 @@ async def test_reloading_the_directory_changes_nothing(
     )
     assert kinds["lea"] + kinds["coe"] >= 1380
     assert kinds["state"] == 1
+
+
+async def test_a_history_this_code_does_not_continue_is_refused(
+    owner: asyncpg.Connection,
+) -> None:
+    from db.migrate import MigrationError
+
+    last = available()[-1]
+    cases = [
+        (
+            "insert into schema_migrations (version, name, checksum) "
+            "values (9999, 'from_a_newer_soars', 'x')",
+            "9999 applied, which this version of SOARS does not ship",
+        ),
+        (
+            f"delete from schema_migrations where version = {last.version - 1}",
+            f"{last.version - 1:04d}_",
+        ),
+    ]
+    for change, said in cases:
+        tx = owner.transaction()
+        await tx.start()
+        try:
+            await owner.execute(change)
+            try:
+                await migrate(owner)
+            except MigrationError as error:
+                assert said in str(error)
+            else:
+                raise AssertionError(f"migrate accepted: {change}")
+        finally:
+            await tx.rollback()
+    assert await migrate(owner) == []
