@@ -102,6 +102,17 @@ class Services:
         )
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options that decide whose address a request has: the
+    address it comes from, unless it comes from a trusted proxy, whose
+    X-Forwarded-For then names the client (in audit events and the
+    per-address limits)."""
+    return {
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies) or None,
+    }
+
+
 def _unverified_issuer(token: str) -> str | None:
     # Only picks which issuer's keys to verify with; the verifier then checks
     # the signature and that `iss` equals that issuer exactly.

@@ -524,7 +524,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from soars import telemetry
-    from soars.app import create_app
+    from soars.app import create_app, server_options
 
     # JSON log lines with request and trace ids, uvicorn's own included;
     # traces and metrics as the OTEL_* variables say.
@@ -545,7 +545,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level="info",
         access_log=False,  # request lines can carry ids; the app logs what it needs
         log_config=None,  # keep the JSON logging set up above
-        proxy_headers=False,
+        **server_options(settings),
         ws="none",
         lifespan="on",
     )

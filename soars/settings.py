@@ -97,6 +97,9 @@ class Settings:
     query_aliases_max: int = 30
     query_cost_max: int = 10_000
     cors_origins: tuple[str, ...] = ()
+    # Proxies whose X-Forwarded-For/-Proto are believed (addresses or
+    # networks); none by default, so a client cannot claim another address.
+    trusted_proxies: tuple[str, ...] = ()
     cde_data: Path = field(default=Path("../shared/data/cde"))
     # Audit checkpoints: the Ed25519 key that signs them (a PEM file), the
     # public key that verifies them, and how often `soars serve` makes one.
@@ -204,6 +207,20 @@ def _trusted_transport(url: str) -> bool:
 
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for item in env.get(name, "").split(","):
+        if not item.strip():
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError(
+                name, f"expected IP addresses or networks (10.0.0.0/8), got {item!r}"
+            ) from None
+    return tuple(found)
 
 
 def _zone(env: Mapping[str, str], name: str, default: str) -> str:
@@ -325,6 +342,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         query_aliases_max=_int(env, "SOARS_QUERY_ALIASES_MAX", 30, 0, 1000),
         query_cost_max=_int(env, "SOARS_QUERY_COST_MAX", 10_000, 1, 10_000_000),
         cors_origins=_origins(env, "SOARS_CORS_ORIGINS"),
+        trusted_proxies=_networks(env, "SOARS_TRUSTED_PROXIES"),
         cde_data=Path(env.get("SOARS_CDE_DATA", "../shared/data/cde")),
         audit_signing_key=_path(env, "SOARS_AUDIT_SIGNING_KEY"),
         audit_public_key=_path(env, "SOARS_AUDIT_PUBLIC_KEY"),

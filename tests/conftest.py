@@ -31,7 +31,7 @@ from db.pool import with_database, with_user
 from db.releases import create_release, load_release_file, publish
 from db.roles import grant
 from db.samples import write_cci_sample
-from soars.app import create_app
+from soars.app import create_app, server_options
 from soars.settings import IssuerSettings, Mode, Settings
 from support.jwks_server import JWKSServer
 from support.own_postgres import OwnPostgres, load_districts, running_postgres
@@ -185,6 +185,7 @@ class ServiceThread:
             access_log=False,
             lifespan="on",
             ws="none",
+            **server_options(settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -896,3 +896,39 @@ async def test_a_burst_of_unknown_links_sent_at_once_does_not_pass_the_limit(
         "select count(*) from audit_events where request_id = any($1::text[])", rids
     )
     assert recorded <= 4  # three guesses and the one note of the block
+
+
+@pytest.mark.parametrize(
+    ("trusted", "recorded"), [((), "127.0.0.1"), (("127.0.0.0/8",), "203.0.113.7")]
+)
+async def test_only_a_trusted_proxy_names_the_client_address(
+    database: TestDatabase,
+    loaded: object,
+    issuer: TestIssuer,
+    owner: asyncpg.Connection,
+    tmp_path: Path,
+    trusted: tuple[str, ...],
+    recorded: str,
+) -> None:
+    settings = service_settings(database, issuer, tmp_path, trusted_proxies=trusted)
+    rid = request_id()
+    with ServiceThread(settings) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            response = await http.get(
+                f"/downloads/{new_token()}",
+                headers={"X-Request-Id": rid, "X-Forwarded-For": "203.0.113.7"},
+            )
+
+    assert response.status_code == 404
+    assert (
+        await owner.fetchval(
+            "select client_addr from audit_events where request_id = $1", rid
+        )
+        == recorded
+    )
+
+
+@pytest.mark.parametrize("value", ["proxy.example", "10.0.0.0/33", "1.2.3.4, nope"])
+def test_a_trusted_proxy_must_be_an_address_or_network(value: str) -> None:
+    with pytest.raises(SettingsError, match="SOARS_TRUSTED_PROXIES"):
+        load_settings({"SOARS_TRUSTED_PROXIES": value})
