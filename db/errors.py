@@ -46,7 +46,14 @@ class LoadError(Exception):
         self.bad_lines = bad_lines
 
     def __str__(self) -> str:
-        return f"{self.path}, line {self.line}, field {self.field}: {self.message}"
+        # Line 0 is the file as a whole (it cannot be opened, it lacks a
+        # school's LEA): then no line or field is named.
+        where = [str(self.path)]
+        if self.line:
+            where.append(f"line {self.line}")
+        if self.field:
+            where.append(f"field {self.field}")
+        return f"{', '.join(where)}: {self.message}"
 
 
 class DirectoryError(LoadError):

@@ -68,7 +68,10 @@ _CHECKS: dict[Kind, tuple[str, str]] = {
         "student groups must be codes from the layout separated by ';'",
     ),
     Kind.FLAG: ("v is null or v not in ('Y', 'N')", "a flag must be Y or N"),
-    Kind.COUNT: ("v is null or v !~ '^[0-9]{1,2}$'", "a count must be a whole number 0-99"),
+    Kind.COUNT: (
+        "v is null or v !~ '^[0-9]{1,2}$'",
+        "a count must be a whole number 0-99",
+    ),
     Kind.LEVEL: ("v is not null and v !~ '^[1-4]$'", "a level must be 1-4 or empty"),
     Kind.GRADE: ("v is null or v !~ '^([1-9]|1[0-2])$'", "a grade must be 1-12"),
     Kind.YEARS: (
@@ -171,7 +174,7 @@ def _bad_lines_sql(layout: Layout) -> str:
         branches.append(f"when {check.bad_when} then {index}")
     return f"""
         select line, bad_check, count(*) over () as bad_lines from (
-            select line, case {' '.join(branches)} end as bad_check
+            select line, case {" ".join(branches)} end as bad_check
             from staging
         ) checked
         where bad_check is not null
@@ -248,9 +251,7 @@ def _check_header(path: Path, layout: Layout) -> None:
                 f"layout {layout.name}, found {found!r}",
             )
     extra = header[len(layout.columns)]
-    raise LoadError(
-        path, 1, extra, f"layout {layout.name} has no column {extra!r}"
-    )
+    raise LoadError(path, 1, extra, f"layout {layout.name} has no column {extra!r}")
 
 
 _COPY_LINE = re.compile(r"line (\d+)(?:, column (\w+))?")
@@ -264,7 +265,9 @@ def _copy_error(path: Path, exc: asyncpg.PostgresError) -> LoadError:
     line = int(match[1]) if match else 0
     column = match[2] if match and match[2] else None
     message = str(getattr(exc, "message", "")) or type(exc).__name__
-    if "invalid byte sequence" in message or "encoding" in message:
+    if "0x00" in message:
+        text = "holds a NUL byte, which no text can hold"
+    elif "invalid byte sequence" in message or "encoding" in message:
         text = "is not valid UTF-8 (save the file as UTF-8)"
     elif "extra data after last expected column" in message:
         text = "has more columns than the header"

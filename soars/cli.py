@@ -40,6 +40,14 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
+def _whole_number(text: str) -> int:
+    """An argparse type: ASCII digits only (int() also reads other scripts'
+    digits), and small enough for a database id."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
 class CommandError(Exception):
     """A command failed for a reason the user can fix; printed without a traceback."""
 
@@ -118,7 +126,9 @@ def cmd_sample_cci(settings: Settings, args: argparse.Namespace) -> None:
         stats = write_cci_sample(
             grad, handle, seed=args.seed, year=args.year, progress=progress.counted
         )
-    _print(f"{out}: {stats.students} students in {stats.schools} schools (seed {args.seed})")
+    _print(
+        f"{out}: {stats.students} students in {stats.schools} schools (seed {args.seed})"
+    )
 
 
 def _cde_file(settings: Settings, given: str | None, name: str, option: str) -> Path:
@@ -206,8 +216,10 @@ def cmd_releases_load(settings: Settings, args: argparse.Namespace) -> None:
                 )
             if args.release is None:
                 await conn.execute(
-                    "delete from releases where id = $1 and status = 'draft'", release_id
+                    "delete from releases where id = $1 and status = 'draft'",
+                    release_id,
                 )
+                _print(f"release {release_id} removed again: its file was refused")
             raise
         finally:
             progress.close()
@@ -282,7 +294,9 @@ def _date(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise CommandError(f"{option}: expected a date as YYYY-MM-DD, got {text!r}") from None
+        raise CommandError(
+            f"{option}: expected a date as YYYY-MM-DD, got {text!r}"
+        ) from None
 
 
 # -- roles ------------------------------------------------------------------
@@ -344,7 +358,9 @@ def cmd_roles_revoke(settings: Settings, args: argparse.Namespace) -> None:
             revoked_by="soars-cli",
         )
         if not count:
-            raise CommandError(f"{args.subject} holds no active {args.role} at {args.org}")
+            raise CommandError(
+                f"{args.subject} holds no active {args.role} at {args.org}"
+            )
         await record(
             conn,
             action=Action.ROLE_REVOKED,
@@ -508,7 +524,9 @@ def cmd_dev_setup(settings: Settings, args: argparse.Namespace) -> None:
 
     if not settings.is_development:
         raise CommandError("`soars dev setup` is for development mode only")
-    asyncio.run(_with_owner(settings, lambda conn: set_up_sample_data(conn, settings, _print)))
+    asyncio.run(
+        _with_owner(settings, lambda conn: set_up_sample_data(conn, settings, _print))
+    )
 
 
 def cmd_schema_print(settings: Settings, args: argparse.Namespace) -> None:
@@ -591,7 +609,9 @@ def subcommands(
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             helps = {choice.dest: choice.help for choice in action._choices_actions}
-            return [(name, helps.get(name), sub) for name, sub in action.choices.items()]
+            return [
+                (name, helps.get(name), sub) for name, sub in action.choices.items()
+            ]
     return []
 
 
@@ -637,7 +657,12 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    serve = command(sub, "serve", "Run the service (GraphQL at /graphql).", "soars serve --port 8000")
+    serve = command(
+        sub,
+        "serve",
+        "Run the service (GraphQL at /graphql).",
+        "soars serve --port 8000",
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(run=cmd_serve)
@@ -650,17 +675,23 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints its answer; exits 1 if not. The container's HEALTHCHECK.",
         "soars health --ready --url http://127.0.0.1:8000",
     )
-    health.add_argument("--ready", action="store_true", help="ask /readyz, not /healthz")
-    health.add_argument("--url", help="the service (default: SOARS_HOST and SOARS_PORT)")
-    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    health.add_argument(
+        "--ready", action="store_true", help="ask /readyz, not /healthz"
+    )
+    health.add_argument(
+        "--url", help="the service (default: SOARS_HOST and SOARS_PORT)"
+    )
+    health.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds (default 3)"
+    )
     health.set_defaults(run=cmd_health)
 
     db = sub.add_parser(
         "db", help="The database: apply the migrations, as the owner role."
     ).add_subparsers(dest="db", required=True)
-    command(db, "migrate", "Apply the SQL migrations not yet applied.", "soars db migrate").set_defaults(
-        run=cmd_db_migrate
-    )
+    command(
+        db, "migrate", "Apply the SQL migrations not yet applied.", "soars db migrate"
+    ).set_defaults(run=cmd_db_migrate)
 
     orgs = sub.add_parser(
         "orgs", help="Organizations: LEAs, schools and charters from CDE files."
@@ -677,9 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser(
         "sample", help="Made-up student files whose counts match public CDE files."
-    ).add_subparsers(
-        dest="sample", required=True
-    )
+    ).add_subparsers(dest="sample", required=True)
     cci = command(
         sample,
         "cci",
@@ -688,8 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
         "soars sample cci --seed 7 --out cci-2019.csv",
     )
     cci.add_argument("--grad", help="graddownload2019.txt (default: in SOARS_CDE_DATA)")
-    cci.add_argument("--seed", type=int, default=2019)
-    cci.add_argument("--year", type=int, default=2019)
+    cci.add_argument("--seed", type=_whole_number, default=2019)
+    cci.add_argument("--year", type=_whole_number, default=2019)
     cci.add_argument("--out", required=True)
     cci.set_defaults(run=cmd_sample_cci)
     ltel = command(
@@ -700,20 +729,20 @@ def build_parser() -> argparse.ArgumentParser:
         "designated by Education Code 313.1.",
         "soars sample ltel --seed 7 --out ltel-2019.csv",
     )
-    ltel.add_argument("--elpi", help="elpidownload2019.txt (default: in SOARS_CDE_DATA)")
+    ltel.add_argument(
+        "--elpi", help="elpidownload2019.txt (default: in SOARS_CDE_DATA)"
+    )
     ltel.add_argument(
         "--directory", help="pubschls_2018-06-26.txt (default: in SOARS_CDE_DATA)"
     )
-    ltel.add_argument("--seed", type=int, default=2019)
-    ltel.add_argument("--year", type=int, default=2019)
+    ltel.add_argument("--seed", type=_whole_number, default=2019)
+    ltel.add_argument("--year", type=_whole_number, default=2019)
     ltel.add_argument("--out", required=True)
     ltel.set_defaults(run=cmd_sample_ltel)
 
     releases = sub.add_parser(
         "releases", help="Releases: load a student file, publish it, list them."
-    ).add_subparsers(
-        dest="releases", required=True
-    )
+    ).add_subparsers(dest="releases", required=True)
     rload = command(
         releases,
         "load",
@@ -722,9 +751,11 @@ def build_parser() -> argparse.ArgumentParser:
         "soars releases load --type cci --year 2019 cci-2019.csv",
     )
     rload.add_argument("--type", choices=["cci", "ltel"], default="cci")
-    rload.add_argument("--year", type=int, default=2019)
+    rload.add_argument("--year", type=_whole_number, default=2019)
     rload.add_argument("--label")
-    rload.add_argument("--release", type=int, help="load into this existing draft release")
+    rload.add_argument(
+        "--release", type=_whole_number, help="load into this existing draft release"
+    )
     rload.add_argument("file")
     rload.set_defaults(run=cmd_releases_load)
     pub = command(
@@ -742,9 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     roles = sub.add_parser(
         "roles", help="Role assignments: who sees which organization's reports."
-    ).add_subparsers(
-        dest="roles", required=True
-    )
+    ).add_subparsers(dest="roles", required=True)
     for name, runner, text in (
         ("grant", cmd_roles_grant, "Give a principal a role at an organization."),
         ("revoke", cmd_roles_revoke, "End a principal's role at an organization."),
@@ -759,16 +788,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--subject", required=True)
         p.add_argument("--org", required=True, metavar="CDS")
         p.add_argument("--role", required=True)
-        p.add_argument("--issuer", help="the token issuer (default: the configured one)")
+        p.add_argument(
+            "--issuer", help="the token issuer (default: the configured one)"
+        )
         if name == "grant":
             p.add_argument("--until", help="last day of the assignment, YYYY-MM-DD")
         p.set_defaults(run=runner)
 
     audit = sub.add_parser(
         "audit", help="The audit trail: export, verify, sign checkpoints, keys."
-    ).add_subparsers(
-        dest="audit", required=True
-    )
+    ).add_subparsers(dest="audit", required=True)
     export = command(
         audit,
         "export",
@@ -828,18 +857,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser(
         "schema", help="The GraphQL schema: print its SDL."
-    ).add_subparsers(
-        dest="schema", required=True
-    )
+    ).add_subparsers(dest="schema", required=True)
     command(
         schema, "print", "Print the GraphQL SDL.", "soars schema print > schema.graphql"
     ).set_defaults(run=cmd_schema_print)
 
     dev = sub.add_parser(
         "dev", help="Development mode: tokens of the development issuer, sample data."
-    ).add_subparsers(
-        dest="dev", required=True
-    )
+    ).add_subparsers(dest="dev", required=True)
     token = command(
         dev,
         "token",
@@ -862,7 +887,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()

@@ -557,3 +557,43 @@ def test_an_id_is_read_with_ascii_digits_only() -> None:
     fullwidth = base64.urlsafe_b64encode("Report:２７７".encode()).decode().rstrip("=")
     with pytest.raises(ApiError):
         decode_id("Report", fullwidth)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--year", "٢٠١٩"), ("--release", "999999999999999999999"), ("--year", "-5")],
+)
+async def test_the_command_line_takes_whole_numbers_in_ascii_digits_only(
+    database: TestDatabase, tmp_path: Path, option: str, value: str
+) -> None:
+    code, output = await soars_cli(
+        database, tmp_path, "releases", "load", option, value, "file.csv"
+    )
+
+    assert code == 2
+    assert f"argument {option}: expected a whole number" in output
+    assert "Traceback" not in output
+
+
+async def test_a_draft_the_command_made_for_a_refused_file_is_removed_and_said_so(
+    database: TestDatabase, owner: asyncpg.Connection, tmp_path: Path
+) -> None:
+    bad = write_release_file(tmp_path / "bad.csv", CCI_2023, [{"ssid": "20000X0002"}])
+    releases_before = await owner.fetchval("select count(*) from releases")
+
+    code, output = await soars_cli(
+        database,
+        tmp_path,
+        "releases",
+        "load",
+        "--type",
+        "cci",
+        "--year",
+        "2023",
+        str(bad),
+    )
+
+    assert code != 0
+    assert "created" in output and "removed again: its file was refused" in output
+    assert "line 2" in output and "20000X0002" not in output
+    assert await owner.fetchval("select count(*) from releases") == releases_before

@@ -61,8 +61,16 @@ async def release(owner: asyncpg.Connection, loaded: object) -> int:
 
 
 async def _nothing_kept(owner: asyncpg.Connection, release: int) -> None:
-    assert await owner.fetchval("select count(*) from reports where release_id = $1", release) == 0
-    assert await owner.fetchval("select status from releases where id = $1", release) == "draft"
+    assert (
+        await owner.fetchval(
+            "select count(*) from reports where release_id = $1", release
+        )
+        == 0
+    )
+    assert (
+        await owner.fetchval("select status from releases where id = $1", release)
+        == "draft"
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,23 +78,83 @@ async def _nothing_kept(owner: asyncpg.Connection, release: int) -> None:
     [
         ("bad SSID", [*_good_rows(), _row(ssid="12345")], 5, "ssid", "10 digits"),
         ("SSID with letters", [_row(ssid="12345678AB")], 2, "ssid", "10 digits"),
-        ("impossible date", [*_good_rows(2), _row(ssid="1000000099", birth_date="2001-02-30")], 4, "birth_date", "real calendar date"),
-        ("date in another form", [_row(birth_date="03/04/2001")], 2, "birth_date", "YYYY-MM-DD"),
-        ("unknown school", [*_good_rows(), _row(ssid="1000000099", school_cds="19647339999999")], 5, "school_cds", "not in the school directory"),
-        ("an LEA code as school", [_row(school_cds="19647330000000")], 2, "school_cds", "not a school"),
+        (
+            "impossible date",
+            [*_good_rows(2), _row(ssid="1000000099", birth_date="2001-02-30")],
+            4,
+            "birth_date",
+            "real calendar date",
+        ),
+        (
+            "date in another form",
+            [_row(birth_date="03/04/2001")],
+            2,
+            "birth_date",
+            "YYYY-MM-DD",
+        ),
+        (
+            "unknown school",
+            [*_good_rows(), _row(ssid="1000000099", school_cds="19647339999999")],
+            5,
+            "school_cds",
+            "not in the school directory",
+        ),
+        (
+            "an LEA code as school",
+            [_row(school_cds="19647330000000")],
+            2,
+            "school_cds",
+            "not a school",
+        ),
         ("bad flag", [_row(graduated="yes")], 2, "graduated", "Y or N"),
         ("bad level", [_row(sbac_ela_level="5")], 2, "sbac_ela_level", "1-4"),
-        ("unknown student group", [_row(student_groups="HI;XYZ")], 2, "student_groups", "codes"),
-        ("duplicate SSID", [*_good_rows(), _row(ssid="1000000002")], 5, "ssid", "earlier line"),
-        ("SSID in two reports", [*_good_rows(), _row(ssid="1000000001", school_cds=SFUSD_SCHOOL)], 5, "ssid", "earlier line"),
-        ("school code with letters", [*_good_rows(), _row(ssid="1000000099", school_cds="1964733193233A")], 5, "school_cds", "14 digits"),
-        ("bad line after a bad school", [_row(school_cds="19647339999999"), _row(ssid="1000000099", gender="Q")], 3, "gender", "F, M or X"),
+        (
+            "unknown student group",
+            [_row(student_groups="HI;XYZ")],
+            2,
+            "student_groups",
+            "codes",
+        ),
+        (
+            "duplicate SSID",
+            [*_good_rows(), _row(ssid="1000000002")],
+            5,
+            "ssid",
+            "earlier line",
+        ),
+        (
+            "SSID in two reports",
+            [*_good_rows(), _row(ssid="1000000001", school_cds=SFUSD_SCHOOL)],
+            5,
+            "ssid",
+            "earlier line",
+        ),
+        (
+            "school code with letters",
+            [*_good_rows(), _row(ssid="1000000099", school_cds="1964733193233A")],
+            5,
+            "school_cds",
+            "14 digits",
+        ),
+        (
+            "bad line after a bad school",
+            [_row(school_cds="19647339999999"), _row(ssid="1000000099", gender="Q")],
+            3,
+            "gender",
+            "F, M or X",
+        ),
         ("missing name", [_row(last_name="")], 2, "last_name", "1 to 60"),
     ],
 )
 async def test_a_bad_value_names_its_line_and_field_and_keeps_nothing(
-    owner: asyncpg.Connection, release: int, tmp_path: Path,
-    case: str, rows: list[list[str]], line: int, field: str, words: str,
+    owner: asyncpg.Connection,
+    release: int,
+    tmp_path: Path,
+    case: str,
+    rows: list[list[str]],
+    line: int,
+    field: str,
+    words: str,
 ) -> None:
     path = _write(tmp_path / "bad.csv", rows)
 
@@ -102,7 +170,9 @@ async def test_a_bad_value_names_its_line_and_field_and_keeps_nothing(
 async def test_a_row_with_too_many_columns_is_named(
     owner: asyncpg.Connection, release: int, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path / "wide.csv", [*_good_rows(), [*_row(ssid="1000000099"), "extra"]])
+    path = _write(
+        tmp_path / "wide.csv", [*_good_rows(), [*_row(ssid="1000000099"), "extra"]]
+    )
 
     with pytest.raises(LoadError, match="more columns") as caught:
         await load_release_file(owner, release, path)
@@ -128,12 +198,45 @@ async def test_a_file_that_is_not_utf8_is_refused_with_its_line(
 ) -> None:
     path = _write(tmp_path / "latin1.csv", _good_rows())
     with path.open("ab") as handle:
-        handle.write(",".join(_row(ssid="1000000099", last_name="Pe\xf1a")).encode("latin-1") + b"\n")
+        handle.write(
+            ",".join(_row(ssid="1000000099", last_name="Pe\xf1a")).encode("latin-1")
+            + b"\n"
+        )
 
     with pytest.raises(LoadError, match="UTF-8") as caught:
         await load_release_file(owner, release, path)
 
     assert caught.value.line == 5
+    await _nothing_kept(owner, release)
+
+
+async def test_a_nul_byte_is_named_as_such_with_its_line(
+    owner: asyncpg.Connection, release: int, tmp_path: Path
+) -> None:
+    path = _write(tmp_path / "nul.csv", _good_rows())
+    with path.open("ab") as handle:
+        handle.write(
+            ",".join(_row(ssid="1000000099", last_name="Pe\x00a")).encode() + b"\n"
+        )
+
+    with pytest.raises(LoadError, match="NUL byte") as caught:
+        await load_release_file(owner, release, path)
+
+    assert caught.value.line == 5
+    assert "UTF-8" not in str(caught.value)
+    await _nothing_kept(owner, release)
+
+
+async def test_a_file_that_cannot_be_opened_is_named_without_a_line(
+    owner: asyncpg.Connection, release: int, tmp_path: Path
+) -> None:
+    with pytest.raises(LoadError) as caught:
+        await load_release_file(owner, release, tmp_path / "missing.csv")
+
+    assert (
+        str(caught.value)
+        == f"{tmp_path / 'missing.csv'}: cannot be read: No such file or directory"
+    )
     await _nothing_kept(owner, release)
 
 
@@ -176,7 +279,10 @@ async def test_a_good_file_splits_into_lea_and_charter_reports(
 async def test_a_school_whose_lea_is_not_in_the_directory_is_named(
     owner: asyncpg.Connection, release: int, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path / "orphan.csv", [*_good_rows(), _row(ssid="1000000099", school_cds="99999999999999")])
+    path = _write(
+        tmp_path / "orphan.csv",
+        [*_good_rows(), _row(ssid="1000000099", school_cds="99999999999999")],
+    )
     outer = owner.transaction()
     await outer.start()
     try:
@@ -196,7 +302,10 @@ async def test_a_school_whose_lea_is_not_in_the_directory_is_named(
 async def test_many_bad_lines_are_counted_and_the_first_hundred_kept(
     owner: asyncpg.Connection, release: int, tmp_path: Path
 ) -> None:
-    rows = [_row(ssid=f"1{n:09d}", graduated="maybe" if n % 2 else "Y") for n in range(1, 301)]
+    rows = [
+        _row(ssid=f"1{n:09d}", graduated="maybe" if n % 2 else "Y")
+        for n in range(1, 301)
+    ]
     path = _write(tmp_path / "many.csv", rows)
 
     with pytest.raises(LoadError) as caught:
