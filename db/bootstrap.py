@@ -35,7 +35,9 @@ class Database:
 async def _ensure_database(server_dsn: str, name: str) -> None:
     conn = await asyncpg.connect(server_dsn)
     try:
-        exists = await conn.fetchval("select 1 from pg_database where datname = $1", name)
+        exists = await conn.fetchval(
+            "select 1 from pg_database where datname = $1", name
+        )
         if not exists:
             await conn.execute(f'create database "{name}"')
     finally:
@@ -43,8 +45,15 @@ async def _ensure_database(server_dsn: str, name: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_database(settings: Settings, *, migrate_now: bool) -> AsyncIterator[Database]:
-    """Yield the DSNs to use, running the embedded server meanwhile if needed."""
+async def open_database(
+    settings: Settings, *, migrate_now: bool, create: bool = True
+) -> AsyncIterator[Database]:
+    """Yield the DSNs to use, running the embedded server meanwhile if needed.
+
+    With ``create`` false, an embedded database that does not exist yet is
+    refused instead of created: a command run from another folder would
+    otherwise work on a new, empty database of its own.
+    """
     if settings.database_url is None and settings.runtime_database_url is not None:
         # A replica given only the runtime login, as production should be:
         # no embedded server, and no migrations (the owner's job).
@@ -61,6 +70,13 @@ async def open_database(settings: Settings, *, migrate_now: bool) -> AsyncIterat
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is None:
         embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        if not create and not (embedded.layout.cluster_dir / "PG_VERSION").exists():
+            raise SettingsError(
+                "SOARS_DATA_DIR",
+                f"no SOARS database in {settings.data_dir.resolve()}: run this from "
+                "the folder where `make run` (or `soars dev setup`) made it, or set "
+                "SOARS_DATA_DIR to its data folder or SOARS_DATABASE_URL to a server",
+            )
         try:
             server_dsn = embedded.start()
         except EmbeddedPostgresError:
@@ -91,7 +107,9 @@ async def open_database(settings: Settings, *, migrate_now: bool) -> AsyncIterat
         runtime_dsn = settings.runtime_database_url or with_user(
             owner_dsn, settings.runtime_role, settings.runtime_password
         )
-        yield Database(owner_dsn=owner_dsn, runtime_dsn=runtime_dsn, embedded=embedded is not None)
+        yield Database(
+            owner_dsn=owner_dsn, runtime_dsn=runtime_dsn, embedded=embedded is not None
+        )
     finally:
         if embedded is not None:
             embedded.stop()

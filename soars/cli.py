@@ -48,16 +48,35 @@ def _whole_number(text: str) -> int:
     return int(text)
 
 
+def _release_number(text: str) -> int:
+    """--release: the number `soars releases list` shows, or the id the API
+    gives (createRelease's `id`)."""
+    if text.isascii() and text.isdigit():
+        return _whole_number(text)
+    from resolvers.cursors import decode_id
+    from resolvers.errors import ApiError
+
+    try:
+        return decode_id("Release", text)
+    except ApiError:
+        raise argparse.ArgumentTypeError(
+            f"expected a release number or a release's id, got {text!r}"
+        ) from None
+
+
 class CommandError(Exception):
     """A command failed for a reason the user can fix; printed without a traceback."""
 
 
 async def _with_owner(
-    settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[Any]]
+    settings: Settings,
+    work: Callable[[asyncpg.Connection], Awaitable[Any]],
+    *,
+    create: bool = False,
 ) -> Any:
     from db.bootstrap import open_database
 
-    async with open_database(settings, migrate_now=True) as database:
+    async with open_database(settings, migrate_now=True, create=create) as database:
         assert database.owner_dsn is not None  # migrate_now refuses runtime-only
         conn = await asyncpg.connect(
             database.owner_dsn, server_settings={"timezone": settings.time_zone}
@@ -86,11 +105,25 @@ def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_orgs_load(settings: Settings, args: argparse.Namespace) -> None:
+    from audit.tags import Action, Outcome
+    from audit.writer import SYSTEM, record
     from db.organizations import load_organizations
 
     async def work(conn: asyncpg.Connection) -> None:
         for path in args.paths:
             summary = await load_organizations(conn, Path(path))
+            await record(
+                conn,
+                action=Action.ORGS_LOADED,
+                outcome=Outcome.GRANTED,
+                actor=SYSTEM,
+                detail={
+                    "file": Path(path).name,
+                    "read": summary.read,
+                    "added": summary.inserted,
+                    "updated": summary.updated,
+                },
+            )
             _print(
                 f"{path}: {summary.read} records read, {summary.inserted} added, "
                 f"{summary.updated} updated, {summary.kept} kept from the directory"
@@ -193,6 +226,14 @@ def cmd_releases_load(settings: Settings, args: argparse.Namespace) -> None:
         if release_id is None:
             release_id = await create_release(
                 conn, report_type=args.type, year=args.year, label=args.label
+            )
+            await record(
+                conn,
+                action=Action.RELEASE_CREATED,
+                outcome=Outcome.GRANTED,
+                actor=SYSTEM,
+                release_id=release_id,
+                detail={"report_type": args.type, "year": args.year},
             )
             _print(f"release {release_id} created ({args.type.upper()} {args.year})")
         progress = StepProgress(f"release {release_id}")
@@ -525,7 +566,11 @@ def cmd_dev_setup(settings: Settings, args: argparse.Namespace) -> None:
     if not settings.is_development:
         raise CommandError("`soars dev setup` is for development mode only")
     asyncio.run(
-        _with_owner(settings, lambda conn: set_up_sample_data(conn, settings, _print))
+        _with_owner(
+            settings,
+            lambda conn: set_up_sample_data(conn, settings, _print),
+            create=True,
+        )
     )
 
 
@@ -754,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
     rload.add_argument("--year", type=_whole_number, default=2019)
     rload.add_argument("--label")
     rload.add_argument(
-        "--release", type=_whole_number, help="load into this existing draft release"
+        "--release", type=_release_number, help="load into this existing draft release"
     )
     rload.add_argument("file")
     rload.set_defaults(run=cmd_releases_load)

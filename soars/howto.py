@@ -6,6 +6,9 @@ from soars.settings import load_settings
 def main() -> None:
     settings = load_settings()
     url = settings.public_url.rstrip("/")
+    # Tokens name the service's address as their issuer: the token command
+    # must know the port too.
+    port = "" if settings.port == 8000 else f"SOARS_PORT={settings.port} "
     print(
         f"""
 SOARS is starting at {url}  (GraphiQL: {url}/graphql)
@@ -14,7 +17,7 @@ The portal: open {url}/ in a browser and sign in as a sample user.
 
 Get a token for a Los Angeles Unified accountability coordinator:
 
-  TOKEN=$(.venv/bin/soars dev token --subject lausd-coordinator)
+  TOKEN=$({port}.venv/bin/soars dev token --subject lausd-coordinator)
 
 List your reports and read the first page of students:
 

@@ -11,6 +11,7 @@ service under test has no clock of its own to override.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from datetime import date, timedelta
@@ -233,8 +234,9 @@ async def test_a_release_from_draft_to_withdrawn(
             },
         ],
     )
+    # The id the API gave works as well as the number.
     code, output = await soars_cli(
-        database, tmp_path, "releases", "load", "--release", str(number), str(good)
+        database, tmp_path, "releases", "load", "--release", release["id"], str(good)
     )
     assert code == 0, output
     summary = (await _data(gql, SUMMARY, {"id": release["id"]}, admin))[
@@ -597,3 +599,35 @@ async def test_a_draft_the_command_made_for_a_refused_file_is_removed_and_said_s
     assert "created" in output and "removed again: its file was refused" in output
     assert "line 2" in output and "20000X0002" not in output
     assert await owner.fetchval("select count(*) from releases") == releases_before
+    number = int(output.split("release ", 1)[1].split()[0])
+    events = await owner.fetch(
+        "select action, outcome, actor_subject from audit_events "
+        "where release_id = $1 order by id",
+        number,
+    )
+    assert [(e["action"], e["outcome"], e["actor_subject"]) for e in events] == [
+        ("admin:release:created", "granted", "soars-cli"),
+        ("admin:release:loaded", "failed", "soars-cli"),
+    ]
+
+
+async def test_loading_the_directory_from_the_command_line_is_on_record(
+    database: TestDatabase, owner: asyncpg.Connection, tmp_path: Path
+) -> None:
+    from conftest import cde_data
+
+    directory = cde_data() / "pubschls_2018-06-26.txt"
+    before = await owner.fetchval("select coalesce(max(id), 0) from audit_events")
+
+    code, output = await soars_cli(database, tmp_path, "orgs", "load", str(directory))
+
+    assert code == 0, output
+    [event] = await owner.fetch(
+        "select action, outcome, actor_subject, detail from audit_events "
+        "where id > $1 and action = 'admin:organizations:loaded'",
+        before,
+    )
+    assert (event["outcome"], event["actor_subject"]) == ("granted", "soars-cli")
+    detail = json.loads(event["detail"])
+    assert detail["file"] == "pubschls_2018-06-26.txt"
+    assert detail["read"] == 17892
