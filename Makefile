@@ -30,5 +30,12 @@ test: install
 bench: install
 	$(BIN)/python -m bench $(STEPS)
 
+# Style and types, with the versions pinned in pyproject.toml's lint extra.
+lint: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lint]'
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 clean:
 	rm -rf $(VENV) .soars

@@ -359,7 +359,7 @@ async def run_schedule(
     """
     while True:
         # Jitter keeps replicas started together from waking in step.
-        await asyncio.sleep(interval * random.uniform(0.9, 1.1))  # noqa: S311
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))
         try:
             async with pool.acquire() as conn:
                 made = await make_checkpoint(

@@ -44,14 +44,14 @@ async def run_all(server_dsn: str, only: list[str]) -> Report:
             release = await load_statewide(owner)
         finally:
             await owner.close()
-        with tempfile.TemporaryDirectory(prefix="soars-bench-") as folder:
-            with Service(db, Path(folder)) as service:
-                ctx = BenchContext(
-                    db=db, service=service, release=release, report=report
-                )
-                for step in steps:
-                    print(f"- {step.__module__}.{step.__name__}", flush=True)
-                    await step(ctx)
+        with (
+            tempfile.TemporaryDirectory(prefix="soars-bench-") as folder,
+            Service(db, Path(folder)) as service,
+        ):
+            ctx = BenchContext(db=db, service=service, release=release, report=report)
+            for step in steps:
+                print(f"- {step.__module__}.{step.__name__}", flush=True)
+                await step(ctx)
     return report
 
 

@@ -77,7 +77,7 @@ _ACTOR = Actor(
 
 
 def _ssid_lists(count: int) -> list[list[str]]:
-    rng = random.Random(4)  # noqa: S311 - made-up SSIDs, not secrets
+    rng = random.Random(4)
     return [
         sorted(f"{rng.randrange(10**9, 10**10)}" for _ in range(SSIDS_PER_EVENT))
         for _ in range(count)
@@ -96,7 +96,7 @@ async def _run_writers(
     deadline = time.perf_counter() + RUN_SECONDS
 
     async def writer(index: int) -> None:
-        rng = random.Random(index)  # noqa: S311 - picks organizations
+        rng = random.Random(index)
         async with pool.acquire() as conn:
             while time.perf_counter() < deadline:  # bounded by time
                 await write(conn, rng.choice(orgs), lists[rng.randrange(len(lists))])
@@ -162,7 +162,8 @@ async def bench_writes(ctx: BenchContext) -> None:
                 await chained(conn, org, lists[0])
                 await plain(conn, org, lists[0])
         for writers in WRITERS:
-            product, baseline = [], []
+            product: list[float] = []
+            baseline: list[float] = []
             for run in range(RUNS):
                 # Alternate which side goes first, so that neither always
                 # inherits the other's dirty buffers and checkpoint work.

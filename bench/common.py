@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Self
 
 import asyncpg
 import uvicorn
@@ -50,7 +51,9 @@ def sample_file() -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         with partial.open("w", encoding="utf-8", newline="") as handle:
-            write_cci_sample(cde_data() / "graddownload2019.txt", handle, seed=2019, year=2019)
+            write_cci_sample(
+                cde_data() / "graddownload2019.txt", handle, seed=2019, year=2019
+            )
         partial.rename(path)
     return path
 
@@ -102,7 +105,9 @@ class Report:
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
-        print(f"  measured: {row.work}: {_fmt(row.product.median)} {row.unit}", flush=True)
+        print(
+            f"  measured: {row.work}: {_fmt(row.product.median)} {row.unit}", flush=True
+        )
 
     def print(self) -> None:
         header = (
@@ -225,7 +230,9 @@ class Service:
     def token(self, subject: str) -> str:
         return self.issuer.mint(subject, ttl=3600)
 
-    async def grant(self, conn: asyncpg.Connection, subject: str, org: str, role: str) -> None:
+    async def grant(
+        self, conn: asyncpg.Connection, subject: str, org: str, role: str
+    ) -> None:
         await grant(
             conn,
             issuer=self.settings.dev_issuer,
@@ -235,7 +242,7 @@ class Service:
             granted_by="bench",
         )
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 60
         while not self.server.started:

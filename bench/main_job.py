@@ -116,7 +116,9 @@ async def bench_page(ctx: BenchContext) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         reports = await http.post(
             "/graphql",
-            json={"query": "{ reports { edges { node { id organization { cdsCode } } } } }"},
+            json={
+                "query": "{ reports { edges { node { id organization { cdsCode } } } } }"
+            },
             headers=headers,
         )
         [gid] = [

@@ -225,8 +225,7 @@ LTEL_2019 = Layout(
     checks=(
         RowCheck(
             "designation",
-            "designation = 'LTEL' and (grade::int < 6 "
-            "or years_in_us_schools::int < 6)",
+            "designation = 'LTEL' and (grade::int < 6 or years_in_us_schools::int < 6)",
             "an LTEL is in grades 6-12 with 6 or more years in US schools",
         ),
         RowCheck(
@@ -238,9 +237,7 @@ LTEL_2019 = Layout(
     ),
 )
 
-LAYOUTS = {
-    layout.name: layout for layout in (CCI_2017, CCI_2021, CCI_2023, LTEL_2019)
-}
+LAYOUTS = {layout.name: layout for layout in (CCI_2017, CCI_2021, CCI_2023, LTEL_2019)}
 
 # Every CCI column the database can hold, in storage order: the union of layouts.
 CCI_COLUMNS: tuple[str, ...] = CCI_2023.columns

@@ -80,8 +80,7 @@ async def ensure_roles(
 
     if runtime_password and can_create:
         await conn.execute(
-            f'alter role "{runtime}" login password '
-            + _literal(runtime_password)
+            f'alter role "{runtime}" login password ' + _literal(runtime_password)
         )
     # The runtime role must never be able to escalate: no superuser, no
     # role creation, no bypass of row security, no membership in the owner.
@@ -94,9 +93,7 @@ async def ensure_roles(
         raise MigrationError(
             f"runtime role {runtime!r} has elevated attributes; it must be a plain login"
         )
-    member = await conn.fetchval(
-        "select pg_has_role($1, $2, 'member')", runtime, owner
-    )
+    member = await conn.fetchval("select pg_has_role($1, $2, 'member')", runtime, owner)
     if member:
         raise MigrationError(
             f"runtime role {runtime!r} is a member of the owner role {owner!r}"
@@ -140,7 +137,9 @@ async def migrate(
         await conn.execute(f'grant select on schema_migrations to "{runtime}"')
         applied = {
             row["version"]: row["checksum"]
-            for row in await conn.fetch("select version, checksum from schema_migrations")
+            for row in await conn.fetch(
+                "select version, checksum from schema_migrations"
+            )
         }
 
         _check_history(applied, available())
@@ -207,5 +206,8 @@ async def pending(conn: asyncpg.Connection) -> list[Migration]:
     exists = await conn.fetchval("select to_regclass('schema_migrations') is not null")
     applied: set[int] = set()
     if exists:
-        applied = {r["version"] for r in await conn.fetch("select version from schema_migrations")}
+        applied = {
+            r["version"]
+            for r in await conn.fetch("select version from schema_migrations")
+        }
     return [m for m in available() if m.version not in applied]

@@ -7,6 +7,7 @@ never replaces a directory record.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -26,7 +27,7 @@ class OrgLoadSummary:
     kept: int
 
 
-def _reader(path: Path):  # type: ignore[no-untyped-def]
+def _reader(path: Path) -> Callable[[Path], Iterator[Organization]]:
     try:
         with path.open("rb") as handle:
             header = handle.readline()
@@ -55,7 +56,9 @@ async def load_organizations(conn: asyncpg.Connection, path: Path) -> OrgLoadSum
             "on commit drop"
         )
         await conn.copy_records_to_table("incoming", records=records, columns=_COLUMNS)
-        assignments = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "cds_code")
+        assignments = ", ".join(
+            f"{c} = excluded.{c}" for c in _COLUMNS if c != "cds_code"
+        )
         names = ", ".join(_COLUMNS)
         rows = await conn.fetch(
             f"""

@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg
 
 from db.errors import LoadError, Rejection
-from db.layouts import Field, Kind, Layout, STUDENT_GROUPS, layout_for
+from db.layouts import STUDENT_GROUPS, Field, Kind, Layout, layout_for
 
 STATE_CDS = "00000000000000"
 

@@ -23,14 +23,16 @@ class Context:
     request: Request
     response: Response | None
     pool: asyncpg.Pool
-    settings: "Settings"
+    settings: Settings
     cursors: CursorSealer
     principal: Principal | None
     origin: Origin
 
     def require_principal(self) -> Principal:
         if self.principal is None:
-            raise Unauthenticated("Sign in: send an access token as 'Authorization: Bearer <token>'.")
+            raise Unauthenticated(
+                "Sign in: send an access token as 'Authorization: Bearer <token>'."
+            )
         return self.principal
 
 

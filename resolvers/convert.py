@@ -58,7 +58,9 @@ def report(row: Mapping[str, Any]) -> t.Report:
             "superseded_by": row.get("superseded_by"),
         }
     )
-    org = organization(row["org_cds"], row["org_name"], row["org_kind"], row["org_county"])
+    org = organization(
+        row["org_cds"], row["org_name"], row["org_kind"], row["org_county"]
+    )
     return t.Report(
         id=encode_id("Report", row["id"]),  # type: ignore[arg-type]
         organization=org,

@@ -31,7 +31,10 @@ async def list_releases(
         limit + 1,
     )
     edges = [
-        t.Edge(cursor=ctx.cursors.seal("releases", str(row["id"])), node=convert.release(row))
+        t.Edge(
+            cursor=ctx.cursors.seal("releases", str(row["id"])),
+            node=convert.release(row),
+        )
         for row in rows[:limit]
     ]
     return t.ReleaseConnection(

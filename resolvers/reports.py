@@ -6,13 +6,13 @@ from typing import Any
 
 from audit.tags import Action, Outcome
 from audit.writer import AuditWriteError, record
+from auth.principal import HOW_TO_GET_ACCESS
 from db import queries
 from resolvers import convert
 from resolvers.context import context_of
 from resolvers.cursors import decode_id
 from resolvers.errors import AuditUnavailable, Forbidden, NotFound
 from resolvers.paging import clamp_first
-from auth.principal import HOW_TO_GET_ACCESS
 from schema import types as t
 
 
@@ -104,4 +104,3 @@ async def _record_not_found(info: Any, number: int | None) -> None:
         )
     except AuditWriteError:
         raise AuditUnavailable() from None
-

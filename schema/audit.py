@@ -136,7 +136,7 @@ class AuditQueries:
         after: str | None = None,
     ) -> AuditEventConnection:
         # Deferred: resolvers.audit builds this module's types.
-        from resolvers.audit import audit_events  # noqa: PLC0415
+        from resolvers.audit import audit_events
 
         return await audit_events(info, filter, first, after)
 
@@ -153,6 +153,6 @@ class AuditQueries:
         first: int = 50,
         after: str | None = None,
     ) -> AuditEventConnection:
-        from resolvers.audit import student_disclosures  # noqa: PLC0415
+        from resolvers.audit import student_disclosures
 
         return await student_disclosures(info, ssid, first, after)

@@ -63,8 +63,10 @@ def _rewrite(error: GraphQLError, *, quiet: bool = False) -> GraphQLError:
         return error  # coded where it was raised (the query limits)
     if original is None:
         # Parse and validation errors: about the query text, not about data.
-        code = "GRAPHQL_PARSE_FAILED" if "Syntax Error" in error.message else (
-            "GRAPHQL_VALIDATION_FAILED"
+        code = (
+            "GRAPHQL_PARSE_FAILED"
+            if "Syntax Error" in error.message
+            else ("GRAPHQL_VALIDATION_FAILED")
         )
         return GraphQLError(
             error.message,

@@ -214,7 +214,7 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
             cache[id(grouped_field_set)] = entry
         return entry[1], entry[2]
 
-    def execute_fields(  # type: ignore[override]
+    def execute_fields(
         self,
         parent_type: GraphQLObjectType,
         source_value: Any,

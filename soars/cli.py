@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import os
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -147,7 +147,6 @@ def _grad_file(settings: Settings, given: str | None) -> Path:
 
 def cmd_sample_cci(settings: Settings, args: argparse.Namespace) -> None:
     from db.samples import write_cci_sample
-
     from soars.progress import Progress
 
     grad = _grad_file(settings, args.grad)
@@ -436,7 +435,6 @@ def _report(report: Any) -> None:
 
 def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> None:
     from audit.verify import export_events
-
     from soars.progress import Progress
 
     async def work(conn: asyncpg.Connection) -> None:
@@ -943,7 +941,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"soars: configuration error: {error}")
     except CommandError as error:
         sys.exit(f"soars: {error}")
-    except Exception as error:  # noqa: BLE001 - user-facing errors only below
+    except Exception as error:
         from db.errors import LoadError
         from db.releases import ReleaseError
         from db.roles import RoleError

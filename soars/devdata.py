@@ -55,19 +55,30 @@ async def set_up_sample_data(
                 stats = write_cci_sample(
                     grad, handle, seed=2019, year=2019, progress=progress.counted
                 )
-            say(f"sample CCI file: {stats.students} students in {stats.schools} schools")
-        release = await create_release(conn, report_type="cci", year=2019, label="CCI 2019 (sample)")
+            say(
+                f"sample CCI file: {stats.students} students in {stats.schools} schools"
+            )
+        release = await create_release(
+            conn, report_type="cci", year=2019, label="CCI 2019 (sample)"
+        )
         steps = StepProgress(f"release {release}")
         try:
             loaded = await load_release_file(conn, release, sample, progress=steps)
         finally:
             steps.close()
         await publish(conn, release, date.today() + timedelta(days=180))
-        say(f"release {release}: {loaded.rows} students in {loaded.reports} reports, published")
+        say(
+            f"release {release}: {loaded.rows} students in {loaded.reports} reports, published"
+        )
 
     issuer = settings.issuers[0].issuer if settings.issuers else settings.dev_issuer
     for subject, org, role in DEMO_USERS:
         await grant(
-            conn, issuer=issuer, subject=subject, org_cds=org, role=role, granted_by="soars-dev"
+            conn,
+            issuer=issuer,
+            subject=subject,
+            org_cds=org,
+            role=role,
+            granted_by="soars-dev",
         )
     say("demo users: " + ", ".join(subject for subject, _, _ in DEMO_USERS))

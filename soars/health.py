@@ -36,9 +36,7 @@ READY_TIMEOUT_S = 3.0
 # sampler, nothing started under it is recorded or exported.
 _UNSAMPLED = trace.set_span_in_context(
     NonRecordingSpan(
-        SpanContext(
-            trace_id=1, span_id=1, is_remote=True, trace_flags=TraceFlags(0)
-        )
+        SpanContext(trace_id=1, span_id=1, is_remote=True, trace_flags=TraceFlags(0))
     )
 )
 
@@ -80,7 +78,7 @@ async def warm_up_jwks(services: Services) -> None:
     and the first request does not wait for them; a failure is /readyz's."""
     try:
         await jwks_problems(services)
-    except Exception:  # noqa: BLE001 - start-up goes on; /readyz reports it
+    except Exception:
         log.warning("jwks warm-up failed", exc_info=True)
 
 

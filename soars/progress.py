@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from typing import Final, TextIO
+from typing import Final, Self, TextIO
 
 #: Seconds between plain progress lines when the output is not a terminal.
 LINE_INTERVAL_S: Final = 5.0
@@ -65,7 +65,7 @@ class Progress:
         self.done = 0
         self._show(force=not self.terminal)
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

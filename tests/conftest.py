@@ -18,11 +18,15 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Self
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
+from support.jwks_server import JWKSServer
+from support.own_postgres import OwnPostgres, load_districts, running_postgres
+from support.tokens import TestIssuer
 
 from db.embedded import EmbeddedPostgres
 from db.migrate import migrate
@@ -33,9 +37,6 @@ from db.roles import grant
 from db.samples import write_cci_sample
 from soars.app import create_app, server_options
 from soars.settings import IssuerSettings, Mode, Settings
-from support.jwks_server import JWKSServer
-from support.own_postgres import OwnPostgres, load_districts, running_postgres
-from support.tokens import TestIssuer
 
 REPO = Path(__file__).resolve().parents[1]
 LAUSD = "19647330000000"
@@ -101,7 +102,9 @@ async def database(server_dsn: str) -> AsyncIterator[TestDatabase]:
         await migrate(conn)
     finally:
         await conn.close()
-    yield TestDatabase(owner_dsn=owner_dsn, runtime_dsn=with_user(owner_dsn, "soars_app"))
+    yield TestDatabase(
+        owner_dsn=owner_dsn, runtime_dsn=with_user(owner_dsn, "soars_app")
+    )
     await _drop_database(server_dsn, name)
 
 
@@ -116,7 +119,9 @@ async def owner(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
 def cci_sample_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("samples") / "cci-2019.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
-        write_cci_sample(cde_data() / "graddownload2019.txt", handle, seed=2019, year=2019)
+        write_cci_sample(
+            cde_data() / "graddownload2019.txt", handle, seed=2019, year=2019
+        )
     return path
 
 
@@ -126,9 +131,7 @@ class Loaded:
 
 
 @pytest.fixture(scope="session")
-async def loaded(
-    owner: asyncpg.Connection, cci_sample_file: Path
-) -> Loaded:
+async def loaded(owner: asyncpg.Connection, cci_sample_file: Path) -> Loaded:
     """The real directory, and the statewide CCI sample published."""
     await load_organizations(owner, cde_data() / "pubschls_2018-06-26.txt")
     await load_organizations(owner, cde_data() / "graddownload2019.txt")
@@ -191,7 +194,7 @@ class ServiceThread:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://{settings.host}:{settings.port}"
 
-    def __enter__(self) -> ServiceThread:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -265,7 +268,9 @@ class GraphQLClient:
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         return await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=sent
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=sent,
         )
 
 

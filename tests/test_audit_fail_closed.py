@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-
 from conftest import LAUSD, GraphQLClient
 from test_main_job import STUDENTS, _lausd_report
 
@@ -24,12 +23,18 @@ async def test_a_failing_audit_write_fails_the_page_and_sends_no_student(
         "check (actor_subject is distinct from 'audit-breaker') not valid"
     )
     try:
-        response = await gql.query(STUDENTS, {"id": report["id"], "first": 50}, subject=subject)
+        response = await gql.query(
+            STUDENTS, {"id": report["id"], "first": 50}, subject=subject
+        )
     finally:
-        await owner.execute("alter table audit_events drop constraint tests_break_audit")
+        await owner.execute(
+            "alter table audit_events drop constraint tests_break_audit"
+        )
 
     body = response.json()
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
     assert first_ssid not in response.text
-    assert "tests_break_audit" not in response.text and "audit_events" not in response.text
+    assert (
+        "tests_break_audit" not in response.text and "audit_events" not in response.text
+    )

@@ -117,7 +117,7 @@ async def test_readyz_names_the_migrations_a_replica_is_waiting_for(
 
 
 def _soars(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "soars.cli", *args],
         cwd=REPO,
         capture_output=True,

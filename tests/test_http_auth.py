@@ -8,9 +8,8 @@ import time
 
 import asyncpg
 import pytest
-from joserfc.jwk import RSAKey
-
 from conftest import LAUSD, GraphQLClient
+from joserfc.jwk import RSAKey
 from support.tokens import TestIssuer
 
 QUERY = """
@@ -31,11 +30,17 @@ BAD_TOKENS = [
     ("expired", lambda i, s: i.mint(s, exp=int(time.time()) - 3600), "expired"),
     ("wrong audience", lambda i, s: i.mint(s, aud="https://other.api"), "bad_audience"),
     ("wrong issuer", lambda i, s: i.mint(s, iss="https://evil.example"), "bad_issuer"),
-    ("issuer with a trailing slash", lambda i, s: i.mint(s, iss=i.issuer + "/"), "bad_issuer"),
+    (
+        "issuer with a trailing slash",
+        lambda i, s: i.mint(s, iss=i.issuer + "/"),
+        "bad_issuer",
+    ),
     ("unsigned", _unsigned, None),
     (
         "signed by an unknown key",
-        lambda i, s: i.mint(s, key=RSAKey.generate_key(2048, parameters={"kid": "stranger"})),
+        lambda i, s: i.mint(
+            s, key=RSAKey.generate_key(2048, parameters={"kid": "stranger"})
+        ),
         None,
     ),
     (
@@ -49,10 +54,17 @@ BAD_TOKENS = [
 ]
 
 
-@pytest.mark.parametrize(("case", "make", "reason"), BAD_TOKENS, ids=[c for c, *_ in BAD_TOKENS])
+@pytest.mark.parametrize(
+    ("case", "make", "reason"), BAD_TOKENS, ids=[c for c, *_ in BAD_TOKENS]
+)
 async def test_a_bad_token_is_unauthenticated_and_discloses_nothing(
-    gql: GraphQLClient, issuer: TestIssuer, assign, owner: asyncpg.Connection,
-    case: str, make, reason: str | None,
+    gql: GraphQLClient,
+    issuer: TestIssuer,
+    assign,
+    owner: asyncpg.Connection,
+    case: str,
+    make,
+    reason: str | None,
 ) -> None:
     subject = await assign(LAUSD, "accountability_coordinator")
     some_ssid = await owner.fetchval(
@@ -81,7 +93,9 @@ async def test_no_token_at_all_is_unauthenticated(gql: GraphQLClient) -> None:
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_a_good_token_for_the_same_subject_works(gql: GraphQLClient, assign) -> None:
+async def test_a_good_token_for_the_same_subject_works(
+    gql: GraphQLClient, assign
+) -> None:
     subject = await assign(LAUSD, "accountability_coordinator")
 
     response = await gql.query(QUERY, subject=subject)

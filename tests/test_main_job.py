@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-
 from conftest import LAUSD, SFUSD, GraphQLClient
 
 REPORTS = """
@@ -64,7 +63,9 @@ async def test_paging_through_students_audits_each_page_with_exactly_its_ssids(
     after = None
     for _ in range(3):
         response = await gql.query(
-            STUDENTS, {"id": report["id"], "first": 500, "after": after}, subject=subject
+            STUDENTS,
+            {"id": report["id"], "first": 500, "after": after},
+            subject=subject,
         )
         body = response.json()
         assert "errors" not in body, body
@@ -72,7 +73,9 @@ async def test_paging_through_students_audits_each_page_with_exactly_its_ssids(
         assert students["totalCount"] == 31_114
         page = [edge["node"]["ssid"] for edge in students["edges"]]
         assert len(page) == 500
-        assert all(e["node"]["schoolCds"].startswith("1964733") for e in students["edges"])
+        assert all(
+            e["node"]["schoolCds"].startswith("1964733") for e in students["edges"]
+        )
         pages.append(page)
         seen.extend(page)
         after = students["pageInfo"]["endCursor"]
@@ -97,7 +100,9 @@ async def test_another_lea_gets_not_found_for_that_report_and_no_student(
     lausd = await _lausd_report(gql, await assign(LAUSD, "accountability_coordinator"))
     outsider = await assign(SFUSD, "accountability_coordinator")
 
-    response = await gql.query(STUDENTS, {"id": lausd["id"], "first": 10}, subject=outsider)
+    response = await gql.query(
+        STUDENTS, {"id": lausd["id"], "first": 10}, subject=outsider
+    )
 
     body = response.json()
     assert body["data"] is None
@@ -124,12 +129,19 @@ async def test_the_other_lea_sees_only_its_own_students(
     subject = await assign(SFUSD, "accountability_coordinator")
     body = (await gql.query(REPORTS, {"type": "CCI"}, subject=subject)).json()
     [edge] = body["data"]["reports"]["edges"]
-    page = await gql.query(STUDENTS, {"id": edge["node"]["id"], "first": 500}, subject=subject)
-    schools = {e["node"]["schoolCds"][:7] for e in page.json()["data"]["report"]["students"]["edges"]}
+    page = await gql.query(
+        STUDENTS, {"id": edge["node"]["id"], "first": 500}, subject=subject
+    )
+    schools = {
+        e["node"]["schoolCds"][:7]
+        for e in page.json()["data"]["report"]["students"]["edges"]
+    }
     assert schools == {SFUSD[:7]}
 
 
-async def test_a_calpads_coordinator_sees_no_cci_report(gql: GraphQLClient, assign) -> None:
+async def test_a_calpads_coordinator_sees_no_cci_report(
+    gql: GraphQLClient, assign
+) -> None:
     subject = await assign(LAUSD, "calpads_coordinator")
 
     body = (await gql.query(REPORTS, {"type": "CCI"}, subject=subject)).json()
@@ -140,7 +152,9 @@ async def test_a_calpads_coordinator_sees_no_cci_report(gql: GraphQLClient, assi
 async def test_a_principal_without_assignment_is_told_how_to_get_access(
     gql: GraphQLClient,
 ) -> None:
-    viewer = (await gql.query("{ viewer { howToGetAccess } }", subject="nobody-yet")).json()
+    viewer = (
+        await gql.query("{ viewer { howToGetAccess } }", subject="nobody-yet")
+    ).json()
     body = (await gql.query("{ reports { totalCount } }", subject="nobody-yet")).json()
 
     assert "coordinator" in viewer["data"]["viewer"]["howToGetAccess"]
@@ -155,7 +169,9 @@ async def test_page_size_outside_the_cap_is_bad_user_input(
     subject = await assign(LAUSD, "accountability_coordinator")
     report = await _lausd_report(gql, subject)
 
-    body = (await gql.query(STUDENTS, {"id": report["id"], "first": first}, subject=subject)).json()
+    body = (
+        await gql.query(STUDENTS, {"id": report["id"], "first": first}, subject=subject)
+    ).json()
 
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
@@ -165,7 +181,9 @@ async def test_a_forged_cursor_is_refused(gql: GraphQLClient, assign) -> None:
     report = await _lausd_report(gql, subject)
 
     body = (
-        await gql.query(STUDENTS, {"id": report["id"], "first": 5, "after": "AAAA"}, subject=subject)
+        await gql.query(
+            STUDENTS, {"id": report["id"], "first": 5, "after": "AAAA"}, subject=subject
+        )
     ).json()
 
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

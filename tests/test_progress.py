@@ -127,7 +127,7 @@ def test_a_sample_written_to_a_pipe_reports_plain_lines_on_stderr(
 ) -> None:
     out = tmp_path / "cci.csv"
 
-    finished = subprocess.run(
+    finished = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         _sample_command(small_graduation_file, out),
         cwd=REPO,
         capture_output=True,
@@ -152,7 +152,7 @@ def test_a_sample_written_on_a_terminal_draws_a_bar(
 ) -> None:
     leader, follower = pty.openpty()
     try:
-        finished = subprocess.run(
+        finished = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
             _sample_command(small_graduation_file, tmp_path / "cci.csv"),
             cwd=REPO,
             stdout=subprocess.DEVNULL,

@@ -215,7 +215,7 @@ def _clean_env(**variables: str) -> dict[str, str]:
 def test_the_command_line_stops_at_start_up_naming_the_variable(
     command: list[str], env: dict[str, str], variable: str
 ) -> None:
-    finished = subprocess.run(
+    finished = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
         [sys.executable, "-m", "soars.cli", *command],
         env=_clean_env(**env),
         cwd=REPO,

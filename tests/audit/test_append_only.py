@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from conftest import TestDatabase
 
 from audit.tags import Action, ActorKind, Outcome
 from audit.writer import Actor, record
-from conftest import TestDatabase
 from db.migrate import migrate
 
 
@@ -20,7 +20,9 @@ async def runtime(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
         conn,
         action=Action.REPORT_STUDENTS_READ,
         outcome=Outcome.GRANTED,
-        actor=Actor(issuer="https://idp.test", subject="someone", kind=ActorKind.PERSON),
+        actor=Actor(
+            issuer="https://idp.test", subject="someone", kind=ActorKind.PERSON
+        ),
         ssids=["1234567890"],
     )
     yield conn

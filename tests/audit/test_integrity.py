@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import LAUSD, REPO, STATE, GraphQLClient, TestDatabase
 
 SOARS = Path(sys.executable).with_name("soars")
@@ -28,10 +28,19 @@ async def test_a_verification_run_is_what_compliance_officers_see(
     # At least one event in the trail: a refused lookup is recorded.
     await gql.query('{ report(id: "UmVwb3J0OjA") { id } }', subject=officer)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SOARS_")}
-    env = clean | {"SOARS_DATABASE_URL": database.owner_dsn, "SOARS_DATA_DIR": str(tmp_path)}
-    run = subprocess.run(
+    env = clean | {
+        "SOARS_DATABASE_URL": database.owner_dsn,
+        "SOARS_DATA_DIR": str(tmp_path),
+    }
+    run = await asyncio.to_thread(
+        subprocess.run,
         [str(SOARS), "audit", "verify"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     body = (await gql.query(INTEGRITY, subject=officer)).json()
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncpg
-
 from conftest import TestDatabase, cde_data
+
 from db.migrate import available, migrate
 from db.organizations import load_organizations
 
@@ -12,13 +12,19 @@ from db.organizations import load_organizations
 async def test_migrations_are_recorded_and_a_rerun_applies_nothing(
     owner: asyncpg.Connection,
 ) -> None:
-    recorded = await owner.fetch("select version, name from schema_migrations order by version")
+    recorded = await owner.fetch(
+        "select version, name from schema_migrations order by version"
+    )
 
-    assert [(r["version"], r["name"]) for r in recorded] == [(m.version, m.name) for m in available()]
+    assert [(r["version"], r["name"]) for r in recorded] == [
+        (m.version, m.name) for m in available()
+    ]
     assert await migrate(owner) == []
 
 
-async def test_tables_belong_to_the_owner_role_not_the_login(owner: asyncpg.Connection) -> None:
+async def test_tables_belong_to_the_owner_role_not_the_login(
+    owner: asyncpg.Connection,
+) -> None:
     owners = await owner.fetch(
         "select tablename, tableowner from pg_tables where schemaname = 'public'"
     )
@@ -62,7 +68,9 @@ async def test_reloading_the_directory_changes_nothing(
     again = await load_organizations(owner, cde_data() / "graddownload2019.txt")
 
     after = await owner.fetch("select * from organizations order by cds_code")
-    strip = lambda rows: [{k: v for k, v in dict(r).items() if k != "loaded_at"} for r in rows]  # noqa: E731
+    strip = lambda rows: [
+        {k: v for k, v in dict(r).items() if k != "loaded_at"} for r in rows
+    ]
     assert strip(after) == strip(before)
     assert summary.inserted == 0 and again.inserted == 0
     kinds = dict(

@@ -93,7 +93,9 @@ def _insert_student(report_type: str, *report_ids: int) -> str:
 async def test_a_student_row_without_its_report_is_refused(
     conn: asyncpg.Connection, report_type: str
 ) -> None:
-    with pytest.raises(asyncpg.ForeignKeyViolationError, match="report 0 does not exist"):
+    with pytest.raises(
+        asyncpg.ForeignKeyViolationError, match="report 0 does not exist"
+    ):
         await conn.execute(_insert_student(report_type, 0))
 
 
@@ -116,9 +118,16 @@ async def test_rows_of_many_reports_in_one_statement_name_the_missing_one(
 ) -> None:
     report = await _draft_report(conn)
 
-    with pytest.raises(asyncpg.ForeignKeyViolationError, match="report -7 does not exist"):
+    with pytest.raises(
+        asyncpg.ForeignKeyViolationError, match="report -7 does not exist"
+    ):
         await conn.execute(_insert_student("cci", report, -7, report))
-    assert await conn.fetchval("select count(*) from cci_students where report_id = $1", report) == 0
+    assert (
+        await conn.fetchval(
+            "select count(*) from cci_students where report_id = $1", report
+        )
+        == 0
+    )
 
 
 async def test_rows_of_a_release_no_longer_a_draft_are_refused(
@@ -135,7 +144,9 @@ async def test_rows_of_a_release_no_longer_a_draft_are_refused(
             "source_name = 'x.csv' where id = (select release_id from reports where id = $1)",
             report,
         )
-        with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError, match="no longer a draft"):
+        with pytest.raises(
+            asyncpg.ObjectNotInPrerequisiteStateError, match="no longer a draft"
+        ):
             await conn.execute(_insert_student("cci", report))
     finally:
         await loaded.rollback()
@@ -148,14 +159,20 @@ async def test_a_report_with_student_rows_is_neither_deleted_nor_renumbered(
     report = await _draft_report(conn, report_type)
     await conn.execute(_insert_student(report_type, report))
 
-    with pytest.raises(asyncpg.ForeignKeyViolationError, match=f"report {report} has student rows"):
+    with pytest.raises(
+        asyncpg.ForeignKeyViolationError, match=f"report {report} has student rows"
+    ):
         await conn.execute("delete from reports where id = $1", report)
-    with pytest.raises(asyncpg.ForeignKeyViolationError, match=f"report {report} has student rows"):
+    with pytest.raises(
+        asyncpg.ForeignKeyViolationError, match=f"report {report} has student rows"
+    ):
         await conn.execute("update reports set id = default where id = $1", report)
 
     # Other changes to the report, and its removal once its rows are gone.
     await conn.execute("update reports set student_count = 2 where id = $1", report)
-    await conn.execute(f"delete from {report_type}_students where report_id = $1", report)
+    await conn.execute(
+        f"delete from {report_type}_students where report_id = $1", report
+    )
     await conn.execute("delete from reports where id = $1", report)
 
 
@@ -171,7 +188,9 @@ async def test_reports_are_truncated_only_with_their_student_rows(
     together = conn.transaction()
     await together.start()
     try:
-        await conn.execute("truncate reports, download_tokens, cci_students, ltel_students")
+        await conn.execute(
+            "truncate reports, download_tokens, cci_students, ltel_students"
+        )
         assert await conn.fetchval("select count(*) from reports") == 0
     finally:
         await together.rollback()
@@ -215,7 +234,9 @@ async def test_a_delete_waits_for_the_insert_of_its_rows_then_fails(
             await delete
     finally:
         await other.close()
-    assert await conn.fetchval("select count(*) from reports where id = $1", report) == 1
+    assert (
+        await conn.fetchval("select count(*) from reports where id = $1", report) == 1
+    )
 
 
 async def test_an_insert_waits_for_the_delete_of_its_report_then_fails(
@@ -236,7 +257,12 @@ async def test_an_insert_waits_for_the_delete_of_its_report_then_fails(
             await insert
     finally:
         await other.close()
-    assert await conn.fetchval("select count(*) from cci_students where report_id = $1", report) == 0
+    assert (
+        await conn.fetchval(
+            "select count(*) from cci_students where report_id = $1", report
+        )
+        == 0
+    )
 
 
 async def test_the_runtime_role_neither_inserts_rows_nor_removes_reports(

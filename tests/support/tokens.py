@@ -12,7 +12,6 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-
 from support.jwks_server import JWKSServer
 
 
@@ -22,7 +21,9 @@ class TestIssuer:
     audience = "https://soars.test/api"
 
     def __init__(self) -> None:
-        self.key = RSAKey.generate_key(2048, parameters={"kid": uuid.uuid4().hex, "use": "sig"})
+        self.key = RSAKey.generate_key(
+            2048, parameters={"kid": uuid.uuid4().hex, "use": "sig"}
+        )
         self.jwks_url = ""
         self.server: JWKSServer | None = None
 
@@ -55,7 +56,12 @@ class TestIssuer:
         **overrides: Any,
     ) -> str:
         signing_key = key or self.key
-        head = {"alg": "RS256", "kid": signing_key.kid, "typ": "at+jwt", **(header or {})}
+        head = {
+            "alg": "RS256",
+            "kid": signing_key.kid,
+            "typ": "at+jwt",
+            **(header or {}),
+        }
         return jwt.encode(head, self.claims(subject, **overrides), signing_key)
 
     def mint_client(self, client_id: str, **overrides: Any) -> str:
