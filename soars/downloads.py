@@ -435,7 +435,10 @@ class _CopyStream:
                     await send(_body(UTF8_BOM))
                     self.sent += len(UTF8_BOM)
             try:
-                await asyncio.wait_for(send(_body(item)), STALL_S)
+                # In this task (asyncio.timeout), not another (wait_for):
+                # the server's send must run where the request runs.
+                async with asyncio.timeout(STALL_S):
+                    await send(_body(item))
             except TimeoutError:
                 # A client that stops reading holds a download slot and a
                 # pooled connection; one that has taken nothing for this long
