@@ -14,7 +14,6 @@ and each query plans for the filters actually given.
 from __future__ import annotations
 
 from audit.tags import Action, Outcome, Purpose
-from db.layouts import LAYOUTS
 
 STATE = "00000000000000"
 OFFICER_ROLE = "compliance_officer"
@@ -95,27 +94,14 @@ where e.id = any($3::bigint[])
 """
 
 
-def _membership() -> str:
-    tables = sorted({f"{layout.report_type}_students" for layout in LAYOUTS.values()})
-    return " or ".join(
-        f"exists (select 1 from {table} s where s.report_id = r.id "
-        "and s.ssid = $3 limit 1)"
-        for table in tables
-    )
-
-
 # Every disclosure of one student ($3), newest first, in two branches each cut
 # to the page size before they are merged: page reads that named the SSID
 # (the GIN index on ssids), and whole-file downloads of the reports the
 # student is in, newest first per report (the partial index of downloads by
 # report and time), so a report downloaded every night adds at most a page of
-# rows. Download events carry no SSIDs; the student's reports are found with
-# one probe of the student table's primary key per report in scope (and one of
-# the download index for a report the student is in): about 3 ms of the 4-5 ms
-# this query takes for a statewide release of 1,032 reports. An index on the
-# student tables' ssid makes that one probe (the query then takes under 1 ms)
-# but costs every statewide load about a fifth more time (docs/performance.md).
-# TODO(#9): an SSID-to-report index once releases accumulate over the years.
+# rows. Download events carry no SSIDs; the student's published reports come
+# from student_reports (migration 0011, filled when a release is published),
+# one index probe, then one probe of the download index per such report.
 _SCOPE = """((select yes from statewide)
        or e.org_cds = any(array(select org_cds from officer)))"""
 _AFTER = "($5::timestamptz is null or (e.occurred_at, e.id) < ($5, $6::bigint))"
@@ -124,14 +110,14 @@ _DISCLOSURE_SOURCES = f"""
 {_OFFICER},
 member_of as (
     select r.id from reports r
-    where ((select yes from statewide)
+    where r.id in (select sr.report_id from student_reports sr where sr.ssid = $3)
+      and ((select yes from statewide)
            or r.org_cds = any(array(select org_cds from officer)))
       and exists (
           select 1 from audit_events d
           where d.report_id = r.id and d.action = '{FILE_DISCLOSURE}'
             and d.outcome = 'granted'
           limit 1)
-      and ({_membership()})
 )
 """
 

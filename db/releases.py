@@ -652,7 +652,9 @@ async def publish(conn: asyncpg.Connection, release_id: int, until: date) -> Pub
         if release["status"] == "published":
             previous = release["available_until"]
         else:
-            # First publication: its students are about to be read.
+            # First publication: its students are about to be read, and can
+            # be disclosed from now on.
+            await conn.execute("select index_published_students($1)", release_id)
             await conn.execute(
                 "select refresh_student_statistics($1)", release["report_type"]
             )
