@@ -108,14 +108,21 @@ _AFTER = "($5::timestamptz is null or (e.occurred_at, e.id) < ($5, $6::bigint))"
 
 _DISCLOSURE_SOURCES = f"""
 {_OFFICER},
-member_of as (
-    select r.id from reports r
-    where r.id in (select sr.report_id from student_reports sr where sr.ssid = $3)
-      and ((select yes from statewide)
-           or r.org_cds = any(array(select org_cds from officer)))
+students_reports as materialized (
+    -- The student's few published reports, read first: otherwise the planner
+    -- walks every report in scope (a thousand for the state) and filters last.
+    select report_id from student_reports where ssid = $3
+),
+member_of as materialized (
+    select sr.report_id as id from students_reports sr
+    where exists (
+          select 1 from reports r
+          where r.id = sr.report_id
+            and ((select yes from statewide)
+                 or r.org_cds = any(array(select org_cds from officer))))
       and exists (
           select 1 from audit_events d
-          where d.report_id = r.id and d.action = '{FILE_DISCLOSURE}'
+          where d.report_id = sr.report_id and d.action = '{FILE_DISCLOSURE}'
             and d.outcome = 'granted'
           limit 1)
 )
