@@ -38,6 +38,10 @@ class ReleaseError(Exception):
     """A release cannot be changed the way that was asked."""
 
 
+class LiveReleaseConflict(ReleaseError):
+    """Another release of the same report type and year is published."""
+
+
 @dataclass(frozen=True, slots=True)
 class LoadSummary:
     release_id: int
@@ -652,6 +656,7 @@ async def publish(conn: asyncpg.Connection, release_id: int, until: date) -> Pub
         if release["status"] == "published":
             previous = release["available_until"]
         else:
+            await _check_only_live(conn, release)
             # First publication: its students are about to be read, and can
             # be disclosed from now on.
             await conn.execute("select index_published_students($1)", release_id)
@@ -663,6 +668,26 @@ async def publish(conn: asyncpg.Connection, release_id: int, until: date) -> Pub
         if release["supersedes"] is not None:
             withdrew = await _replace(conn, release["supersedes"], release_id)
     return Published(previous_until=previous, withdrew=withdrew)
+
+
+async def _check_only_live(conn: asyncpg.Connection, release: asyncpg.Record) -> None:
+    """One live release per report type and year: a second would give each
+    organization two reports of the same year to choose from. A correction
+    replaces the one it supersedes (withdrawn in the same transaction)."""
+    live = await conn.fetchval(
+        "select min(id) from releases where report_type = $1 and year = $2 "
+        "and status = 'published' and id <> $3 and id is distinct from $4",
+        release["report_type"],
+        release["year"],
+        release["id"],
+        release["supersedes"],
+    )
+    if live is not None:
+        raise LiveReleaseConflict(
+            f"release {live} ({release['report_type'].upper()} {release['year']}) is "
+            "already published: publish this one as its correction (created with "
+            f"supersedes) or withdraw release {live} first"
+        )
 
 
 async def _replace(conn: asyncpg.Connection, old_id: int, new_id: int) -> int | None:

@@ -34,7 +34,7 @@ from audit.writer import AuditWriteError, record
 from db import releases as db_releases
 from db import roles as db_roles
 from db.layouts import layout_for
-from db.releases import STATE_CDS, ReleaseError
+from db.releases import STATE_CDS, LiveReleaseConflict, ReleaseError
 from resolvers import convert
 from resolvers.context import Context, context_of
 from resolvers.cursors import decode_id, encode_id
@@ -277,9 +277,10 @@ async def publish_release(info: Any, release_id: str, until: date) -> t.Release:
         try:
             published = await db_releases.publish(conn, number, until)
         except ReleaseError as error:
-            raise _bad(
-                error, "availableUntil" if status == "loaded" else "id"
-            ) from None
+            about_the_date = status == "loaded" and not isinstance(
+                error, LiveReleaseConflict
+            )
+            raise _bad(error, "availableUntil" if about_the_date else "id") from None
         if published.withdrew is not None:
             act.detail["withdrew"] = published.withdrew
             # The release this one replaced gets its own event, in its own

@@ -528,6 +528,16 @@ async def test_publishing_brings_the_student_table_s_statistics_up_to_date(
         "select last_analyze from pg_stat_user_tables where relname = 'cci_students'"
     )
     assert analyzed is not None and analyzed > before
+    await _withdraw(owner, release)
+
+
+async def _withdraw(owner: asyncpg.Connection, release: int) -> None:
+    """One live release per type and year: a test's own leaves with it."""
+    await owner.execute(
+        "update releases set status = 'withdrawn', withdrawn_at = now() "
+        "where id = $1 and status <> 'withdrawn'",
+        release,
+    )
 
 
 @pytest.mark.parametrize(
@@ -631,3 +641,45 @@ async def test_loading_the_directory_from_the_command_line_is_on_record(
     detail = json.loads(event["detail"])
     assert detail["file"] == "pubschls_2018-06-26.txt"
     assert detail["read"] == 17892
+
+
+async def test_a_second_live_release_of_a_type_and_year_is_refused_unless_it_corrects(
+    gql: GraphQLClient, assign, owner: asyncpg.Connection, tmp_path: Path
+) -> None:
+    from db.layouts import CCI_2017
+    from db.releases import create_release, load_release_file
+    from resolvers.cursors import encode_id
+
+    admin = await assign(STATE, "state_admin")
+    path = write_release_file(
+        tmp_path / "cci-2017.csv", CCI_2017, [{"ssid": "2700000002"}]
+    )
+    first, second = [
+        await create_release(owner, report_type="cci", year=2017) for _ in range(2)
+    ]
+    for number in (first, second):
+        await load_release_file(owner, number, path)
+    until = (date.today() + timedelta(days=30)).isoformat()
+    await _data(
+        gql, PUBLISH, {"id": encode_id("Release", first), "until": until}, admin
+    )
+
+    refused = await _error(
+        gql, PUBLISH, {"id": encode_id("Release", second), "until": until}, admin
+    )
+    assert refused["extensions"]["code"] == "BAD_USER_INPUT"
+    assert refused["extensions"]["argument"] == "id"
+    assert f"release {first} (CCI 2017) is already published" in refused["message"]
+    assert (
+        await owner.fetchval("select status from releases where id = $1", second)
+        == "loaded"
+    )
+
+    await _data(
+        gql, WITHDRAW, {"id": encode_id("Release", first), "reason": "Test."}, admin
+    )
+    published = await _data(
+        gql, PUBLISH, {"id": encode_id("Release", second), "until": until}, admin
+    )
+    assert published["publishRelease"]["status"] == "PUBLISHED"
+    await _withdraw(owner, second)
