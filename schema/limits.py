@@ -354,16 +354,22 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def unstorable_text(
-    document: DocumentNode, variables: Mapping[str, Any] | None
+    document: DocumentNode, query: str | None, variables: Mapping[str, Any] | None
 ) -> GraphQLError | None:
     """A BAD_USER_INPUT error naming the variable or argument whose text
-    holds a character no text column can store; else None."""
+    holds a character no text column can store; else None.
+
+    A literal of the document can only hold one if the query text does, or
+    spells one with a \\u escape: only then is the document walked, so the
+    usual request (values in variables) pays one scan of its text."""
     for name, value in (variables or {}).items():
         if any(_UNSTORABLE.search(text) for text in _strings(value)):
             return GraphQLError(
                 f"Variable '${name}' holds {_UNSTORABLE_WORDS}.",
                 extensions={"code": Code.BAD_USER_INPUT.value, "variable": name},
             )
+    if query is not None and "\\u" not in query and not _UNSTORABLE.search(query):
+        return None
     visitor = _StringArguments()
     visit(document, visitor)
     if visitor.found is not None:
@@ -406,7 +412,9 @@ class LimitQueries(SchemaExtension):
                     context.graphql_document,
                     context.variables,
                     self.limits,
-                ) or unstorable_text(context.graphql_document, context.variables)
+                ) or unstorable_text(
+                    context.graphql_document, context.query, context.variables
+                )
             except Exception as error:  # noqa: BLE001 - fail closed, below
                 # A query the limits cannot measure is not run.
                 log.error(
