@@ -268,3 +268,35 @@ class BenchContext:
     service: Service
     release: int
     report: Report
+
+
+LOAD_RUNS = 5
+
+
+async def load_against_raw_copy(
+    conn: asyncpg.Connection, path: Path, report_type: str, year: int, rows: int
+) -> tuple[list[float], list[float]]:
+    """Rows per second of raw COPY into a table with the primary key (the
+    baseline) and of loading `path` as a release, LOAD_RUNS of each. They
+    take turns, so that a change in the machine's load weighs on both alike."""
+    from db.layouts import layout_for
+
+    columns = ", ".join(f'"{c}" text' for c in layout_for(report_type, year).columns)
+    await conn.execute(f"create table bench_raw_load ({columns}, primary key (ssid))")
+    raw: list[float] = []
+    product: list[float] = []
+    try:
+        for _ in range(LOAD_RUNS):
+            await conn.execute("truncate bench_raw_load")
+            started = time.perf_counter()
+            await conn.copy_to_table(
+                "bench_raw_load", source=path, format="csv", header=True
+            )
+            raw.append(rows / (time.perf_counter() - started))
+
+            release = await create_release(conn, report_type=report_type, year=year)
+            summary = await load_release_file(conn, release, path)
+            product.append(summary.rows / summary.seconds)
+    finally:
+        await conn.execute("drop table bench_raw_load")
+    return raw, product

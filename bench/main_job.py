@@ -12,12 +12,17 @@ import time
 import asyncpg
 import httpx
 
-from bench.common import LAUSD, BenchContext, Row, Stats, sample_file
+from bench.common import (
+    LAUSD,
+    BenchContext,
+    Row,
+    Stats,
+    load_against_raw_copy,
+    sample_file,
+)
 from db.layouts import layout_for
 from db.pool import SERVER_SETTINGS
-from db.releases import create_release, load_release_file
 
-LOAD_RUNS = 5
 PAGE_RUNS = 60
 
 PAGE_QUERY = """
@@ -38,30 +43,10 @@ query($id: ID!, $after: String) {
 
 async def bench_load(ctx: BenchContext) -> None:
     path = sample_file()
-    layout = layout_for("cci", 2019)
     rows = sum(1 for _ in path.open(encoding="utf-8")) - 1
     conn = await asyncpg.connect(ctx.db.owner_dsn)
     try:
-        columns = ", ".join(f'"{c}" text' for c in layout.columns)
-        await conn.execute(
-            f"create table bench_raw_load ({columns}, primary key (ssid))"
-        )
-        # Baseline and product take turns, so that a change in the machine's
-        # load during the runs weighs on both alike.
-        raw = []
-        product = []
-        for _ in range(LOAD_RUNS):
-            await conn.execute("truncate bench_raw_load")
-            started = time.perf_counter()
-            await conn.copy_to_table(
-                "bench_raw_load", source=path, format="csv", header=True
-            )
-            raw.append(rows / (time.perf_counter() - started))
-
-            release = await create_release(conn, report_type="cci", year=2019)
-            summary = await load_release_file(conn, release, path)
-            product.append(summary.rows / summary.seconds)
-        await conn.execute("drop table bench_raw_load")
+        raw, product = await load_against_raw_copy(conn, path, "cci", 2019, rows)
     finally:
         await conn.close()
     ctx.report.add(

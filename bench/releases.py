@@ -14,13 +14,18 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.common import LAUSD, REPO, BenchContext, Row, Stats, cde_data
-from db.layouts import layout_for
+from bench.common import (
+    LAUSD,
+    REPO,
+    BenchContext,
+    Row,
+    Stats,
+    cde_data,
+    load_against_raw_copy,
+)
 from db.organizations import load_organizations
-from db.releases import create_release, load_release_file
 from db.samples import write_ltel_sample
 
-LOAD_RUNS = 5
 PAGE_RUNS = 30
 
 _FIELDS = """
@@ -66,31 +71,11 @@ def ltel_sample_file() -> tuple[Path, float]:
 
 async def bench_ltel_load(ctx: BenchContext) -> None:
     path, generated = ltel_sample_file()
-    layout = layout_for("ltel", 2019)
     rows = sum(1 for _ in path.open(encoding="utf-8")) - 1
     conn = await asyncpg.connect(ctx.db.owner_dsn)
     try:
         await load_organizations(conn, cde_data() / "elpidownload2019.txt")
-        columns = ", ".join(f'"{c}" text' for c in layout.columns)
-        await conn.execute(
-            f"create table bench_raw_ltel ({columns}, primary key (ssid))"
-        )
-        # Baseline and product take turns, so that a change in the machine's
-        # load during the runs weighs on both alike.
-        raw = []
-        product = []
-        for _ in range(LOAD_RUNS):
-            await conn.execute("truncate bench_raw_ltel")
-            started = time.perf_counter()
-            await conn.copy_to_table(
-                "bench_raw_ltel", source=path, format="csv", header=True
-            )
-            raw.append(rows / (time.perf_counter() - started))
-
-            release = await create_release(conn, report_type="ltel", year=2019)
-            summary = await load_release_file(conn, release, path)
-            product.append(summary.rows / summary.seconds)
-        await conn.execute("drop table bench_raw_ltel")
+        raw, product = await load_against_raw_copy(conn, path, "ltel", 2019, rows)
     finally:
         await conn.close()
     note = f"sample written in {generated:.1f} s" if generated else ""
