@@ -6,8 +6,9 @@ never holds rows it must then filter out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import asyncpg
 
@@ -93,12 +94,35 @@ _TYPED = {
 }
 
 
-def _typed_column(field: Field) -> str:
-    column = f's."{field.name}"'
+def _typed(field: Field) -> str:
     expression = _TYPED.get(field.kind)
-    if expression is None:
-        return column
-    return f'{expression.format(c=column)} as "{field.name}"'
+    column = f's."{field.name}"'
+    return column if expression is None else expression.format(c=column)
+
+
+def _typed_column(field: Field) -> str:
+    if field.kind not in _TYPED:
+        return f's."{field.name}"'
+    return f'{_typed(field)} as "{field.name}"'
+
+
+def _page_rows(layout_name: str) -> str:
+    """The page's rows as stored: $3 report, after ssid $4, $5 rows at most."""
+    layout = LAYOUTS[layout_name]
+    columns = ", ".join(f's."{name}"' for name in layout.columns)
+    table = f"{layout.report_type}_students"
+    return f"""
+            select {columns}
+            from {table} s
+            where s.report_id = $3 and s.ssid > $4
+              and exists (
+                  select 1 from reports r join releases rel on rel.id = r.release_id
+                  where r.id = $3 and rel.status = 'published'
+                    and rel.available_until >= current_date
+                    and {_SCOPE}
+              )
+            order by s.ssid
+            limit $5"""
 
 
 @cache
@@ -110,27 +134,90 @@ def student_page_sql(layout_name: str) -> str:
     flags, integers for counts and levels (null for an empty level), the
     student groups as a list of text.
     """
-    layout = LAYOUTS[layout_name]
-    columns = ", ".join(f's."{name}"' for name in layout.columns)
-    typed = ", ".join(_typed_column(field) for field in layout.fields)
-    table = f"{layout.report_type}_students"
+    typed = ", ".join(_typed_column(field) for field in LAYOUTS[layout_name].fields)
     # Typed after the limit: when PostgreSQL sorts the report's remaining
     # rows rather than read them in index order (it does without statistics),
     # it would otherwise convert every one of them, not just the page's.
     return f"""
-        select {typed} from (
-            select {columns}
-            from {table} s
-            where s.report_id = $3 and s.ssid > $4
-              and exists (
-                  select 1 from reports r join releases rel on rel.id = r.release_id
-                  where r.id = $3 and rel.status = 'published'
-                    and rel.available_until >= current_date
-                    and {_SCOPE}
-              )
-            order by s.ssid
-            limit $5
+        select {typed} from ({_page_rows(layout_name)}
         ) s
+        order by s.ssid
+    """
+
+
+# The GraphQL type (leaf name, without !) each kind of column is answered
+# as; a CHOICE column answered as an enum comes with its values' names.
+_GRAPHQL_TYPES = {
+    Kind.SSID: "String",
+    Kind.NAME: "String",
+    Kind.GENDER: "String",
+    Kind.CDS: "String",
+    Kind.CHOICE: "String",
+    Kind.DATE: "Date",
+    Kind.GROUPS: "[String!]",
+    Kind.FLAG: "Boolean",
+    Kind.COUNT: "Int",
+    Kind.GRADE: "Int",
+    Kind.YEARS: "Int",
+    Kind.LEVEL: "Int",
+}
+_GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+# A node of more fields than this (aliases of aliases) is answered in Python.
+JSON_FIELDS_MAX = 100
+
+# (response name, column, GraphQL type as `node_fields` gives it, and for an
+# enum each stored value with its name)
+JsonField = tuple[str, str, str, tuple[tuple[str, str], ...]]
+
+
+@lru_cache(maxsize=256)
+def student_page_json_sql(
+    layout_name: str, fields: tuple[JsonField, ...]
+) -> str | None:
+    """The same page, each student written as the JSON object GraphQL would
+    answer with `fields`, keys in their order; None if a field is not one
+    this can write exactly. Each row: ssid, node (JSON text) and complete
+    (false if a field whose type refuses null is null: the caller then
+    reads the page the typed way, which words that error).
+
+    The values are the typed page's, written by PostgreSQL's JSON output:
+    strings escaped as orjson escapes them, dates as YYYY-MM-DD, flags as
+    booleans, the groups as a list (tests/test_page_json.py compares the
+    bytes with the answers built in Python, for every field of every layout).
+    """
+    layout = LAYOUTS[layout_name]
+    by_name = {field.name: field for field in layout.fields}
+    if len(fields) > JSON_FIELDS_MAX:
+        return None
+    selected: list[str] = []
+    refusing_null: list[str] = []
+    for response_name, column, graphql_type, enum in fields:
+        field = by_name.get(column)
+        if field is None or not _GRAPHQL_NAME.fullmatch(response_name):
+            return None
+        refuses_null = graphql_type.endswith("!")
+        leaf = graphql_type.removesuffix("!")
+        if enum:
+            if field.kind is not Kind.CHOICE or not all(
+                _GRAPHQL_NAME.fullmatch(name) and "'" not in value
+                for value, name in enum
+            ):
+                return None
+            cases = " ".join(f"when '{value}' then '{name}'" for value, name in enum)
+            expression = f'case s."{column}" {cases} end'
+        elif _GRAPHQL_TYPES[field.kind] == leaf:
+            expression = _typed(field)
+        else:
+            return None
+        selected.append(f'{expression} as "{response_name}"')
+        if refuses_null:
+            refusing_null.append(f'j."{response_name}"')
+    complete = f"num_nulls({', '.join(refusing_null)}) = 0" if refusing_null else "true"
+    return f"""
+        select s.ssid, row_to_json(j)::text as node, {complete} as complete
+        from ({_page_rows(layout_name)}
+        ) s
+        cross join lateral (select {", ".join(selected)}) j
         order by s.ssid
     """
 
@@ -166,14 +253,13 @@ limit $5
 
 async def fetch_student_page(
     conn: asyncpg.Pool | asyncpg.Connection,
+    sql: str,
     *,
-    layout_name: str,
     issuer: str,
     subject: str,
     report_id: int,
     after_ssid: str,
     limit: int,
 ) -> Sequence[asyncpg.Record]:
-    return await conn.fetch(
-        student_page_sql(layout_name), issuer, subject, report_id, after_ssid, limit
-    )
+    """A page by `student_page_sql` or `student_page_json_sql`."""
+    return await conn.fetch(sql, issuer, subject, report_id, after_ssid, limit)

@@ -12,8 +12,9 @@ as "no result".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
+from enum import Enum
 from functools import cache
 from typing import Any
 
@@ -38,7 +39,7 @@ from resolvers.errors import (
 )
 from resolvers.paging import clamp_first
 from schema import types as t
-from schema.execution import RowEdges
+from schema.execution import NodeFields, RowEdges, node_fields
 from schema.layouts import graphql_name
 
 _MAX_DETAIL = 500
@@ -53,8 +54,15 @@ async def student_page(
     purpose: Purpose,
     detail: str | None,
 ) -> t.StudentConnection:
-    rows, limit, scope = await _read_page(
-        info, report, "cci", first=first, after=after, purpose=purpose, detail=detail
+    rows, limit, scope, json_for = await _read_page(
+        info,
+        report,
+        "cci",
+        convert.CCI_CONVERSIONS,
+        first=first,
+        after=after,
+        purpose=purpose,
+        detail=detail,
     )
     ctx = context_of(info)
     layout = report.release.layout
@@ -67,6 +75,8 @@ async def student_page(
             cursor=cursor, node=convert.cci_student(row, layout)
         ),
         convert.CCI_CONVERSIONS,
+        json=_nodes(page, json_for),
+        json_for=json_for,
     )
     return t.StudentConnection(
         edges=edges,
@@ -84,8 +94,15 @@ async def ltel_student_page(
     purpose: Purpose,
     detail: str | None,
 ) -> t.LtelStudentConnection:
-    rows, limit, scope = await _read_page(
-        info, report, "ltel", first=first, after=after, purpose=purpose, detail=detail
+    rows, limit, scope, json_for = await _read_page(
+        info,
+        report,
+        "ltel",
+        convert.LTEL_CONVERSIONS,
+        first=first,
+        after=after,
+        purpose=purpose,
+        detail=detail,
     )
     ctx = context_of(info)
     page = rows[:limit]
@@ -95,12 +112,41 @@ async def ltel_student_page(
         page,
         lambda cursor, row: t.Edge(cursor=cursor, node=convert.ltel_student(row)),
         convert.LTEL_CONVERSIONS,
+        json=_nodes(page, json_for),
+        json_for=json_for,
     )
     return t.LtelStudentConnection(
         edges=edges,
         page_info=t.PageInfo(has_next_page=len(rows) > limit, end_cursor=end_cursor),
         total_count=report.student_count,
     )
+
+
+def _nodes(
+    page: Sequence[asyncpg.Record], json_for: NodeFields | None
+) -> list[str] | None:
+    return None if json_for is None else [row["node"] for row in page]
+
+
+def _json_sql(
+    info: Any, layout: str, conversions: Mapping[str, Callable[[Any], Any]]
+) -> tuple[str, NodeFields] | None:
+    """The page query that writes each student's JSON for this request's
+    selection, when the edges ask only for their node's plain fields."""
+    selection = node_fields(info)
+    if selection is None:
+        return None
+    fields = []
+    for response_name, column, graphql_type in selection.fields:
+        convert = conversions.get(column)
+        enum: tuple[tuple[str, str], ...] = ()
+        if isinstance(convert, type) and issubclass(convert, Enum):
+            enum = tuple((member.value, member.name) for member in convert)
+        elif convert is not None:
+            return None
+        fields.append((response_name, column, graphql_type, enum))
+    sql = queries.student_page_json_sql(layout, tuple(fields))
+    return None if sql is None else (sql, selection)
 
 
 def _cursors(
@@ -124,14 +170,16 @@ async def _read_page(
     info: Any,
     report: t.Report,
     report_type: str,
+    conversions: Mapping[str, Callable[[Any], Any]],
     *,
     first: int,
     after: str | None,
     purpose: Purpose,
     detail: str | None,
-) -> tuple[Sequence[asyncpg.Record], int, str]:
+) -> tuple[Sequence[asyncpg.Record], int, str, NodeFields | None]:
     """The page (one row more than `limit`, to tell whether more follow),
-    its limit and its cursor scope, recorded in the audit trail."""
+    its limit, its cursor scope and, if the rows are the students' JSON,
+    the selection it was written for; recorded in the audit trail."""
     ctx = context_of(info)
     principal = ctx.require_principal()
     try:
@@ -150,15 +198,31 @@ async def _read_page(
         await _record_refusal(ctx, report, purpose, refusal)
         raise
 
-    rows = await queries.fetch_student_page(
-        ctx.pool,
-        layout_name=report.release.layout,
-        issuer=principal.issuer,
-        subject=principal.subject,
-        report_id=report.number,
-        after_ssid=after_ssid,
-        limit=limit + 1,
-    )
+    layout = report.release.layout
+
+    async def read(sql: str) -> Sequence[asyncpg.Record]:
+        return await queries.fetch_student_page(
+            ctx.pool,
+            sql,
+            issuer=principal.issuer,
+            subject=principal.subject,
+            report_id=report.number,
+            after_ssid=after_ssid,
+            limit=limit + 1,
+        )
+
+    as_json = _json_sql(info, layout, conversions)
+    json_for = None
+    rows: Sequence[asyncpg.Record] = ()
+    if as_json is not None:
+        sql, json_for = as_json
+        rows = await read(sql)
+        if not all(row["complete"] for row in rows):
+            # A null where the type refuses one (no loaded release has
+            # one): read the page again the typed way, whose answer words it.
+            json_for = None
+    if json_for is None:
+        rows = await read(queries.student_page_sql(layout))
     page = rows[:limit]
     if not page and after_ssid == "" and report.student_count:
         # The scope or availability changed between resolving the report and
@@ -183,7 +247,7 @@ async def _read_page(
         )
     except AuditWriteError:
         raise AuditUnavailable() from None
-    return rows, limit, scope
+    return rows, limit, scope, json_for
 
 
 _READ_WITH = {"cci": "students", "ltel": "ltelStudents"}

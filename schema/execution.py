@@ -31,17 +31,29 @@ results are built column by column from the records, with the same
 serializers; anything else (a resolver such as `cciLevel`, `__typename`, a
 null where the type forbids it) makes the edge objects and takes the paths
 above, so the answer and its errors are the same either way.
+
+When the edges ask for nothing but their node's plain scalar fields (no
+cursor), the page's resolver can have PostgreSQL write each node's JSON
+instead (`node_fields`, then `RowEdges(..., json=...)`): the fields come from
+this context's own plans, so the SQL writes exactly the keys, in exactly the
+order, that the records would have given, and the edges reach the response
+as one `EdgesJson` that `dumps` splices in unparsed.
 """
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 from types import FunctionType, NoneType
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
+import orjson
 from graphql import (
     GraphQLEnumType,
     GraphQLList,
@@ -52,8 +64,9 @@ from graphql import (
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-# (serialize, python attribute name, nullable, is_list, items nullable)
-_Plan = tuple[Callable[[Any], Any], str, bool, bool, bool]
+# (serialize, python attribute name, nullable, is_list, items nullable,
+# the leaf type's name)
+_Plan = tuple[Callable[[Any], Any], str, bool, bool, bool, str]
 # (object type, python attribute name, is_list)
 _ObjectPlan = tuple[GraphQLObjectType, str, bool]
 _SetPlan = list[tuple[str, Any, _Plan | _ObjectPlan | None]]
@@ -92,7 +105,14 @@ def _plan_for(
         return (inner, definition.python_name, is_list)
     if not isinstance(inner, GraphQLScalarType | GraphQLEnumType):
         return None
-    return (_fast(inner), definition.python_name, nullable, is_list, items_nullable)
+    return (
+        _fast(inner),
+        definition.python_name,
+        nullable,
+        is_list,
+        items_nullable,
+        inner.name,
+    )
 
 
 _INT_MIN, _INT_MAX = -2147483648, 2147483647
@@ -121,12 +141,26 @@ def _fast(leaf: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
     return serialize
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFields:
+    """What each edge of a connection asks for, when that is only its node's
+    plain scalar fields: the node's response name and, in the order of the
+    answer, each field's response name, attribute and GraphQL type name."""
+
+    node_key: str
+    fields: tuple[tuple[str, str, str], ...]
+
+
 class RowEdges(Sequence[Any]):
     """A connection's edges as the database returned them: each edge's
     cursor (made by `seal`, only if asked for) and its node's record. The
     node's attributes are the record's columns, passed through `conversions`
     where given; `make_edge` builds the same edge as an object, done only
-    when the general path needs them."""
+    when the general path needs them.
+
+    With `json`, the database wrote each node's JSON for `json_for` (from
+    `node_fields`) and the records hold no columns to make objects from;
+    the execution context splices the JSON in as it is."""
 
     def __init__(
         self,
@@ -134,9 +168,14 @@ class RowEdges(Sequence[Any]):
         records: Sequence[Mapping[str, Any]],
         make_edge: Callable[[str, Mapping[str, Any]], Any],
         conversions: Mapping[str, Callable[[Any], Any]],
+        *,
+        json: Sequence[str] | None = None,
+        json_for: NodeFields | None = None,
     ) -> None:
         self.records = records
         self.conversions = conversions
+        self.json = json
+        self.json_for = json_for
         self._seal = seal
         self._make_edge = make_edge
         self._cursors: Sequence[str] | None = None
@@ -148,6 +187,10 @@ class RowEdges(Sequence[Any]):
         return self._cursors
 
     def edges(self) -> list[Any]:
+        if self.json is not None:
+            # node_fields planned this selection, so the execution context
+            # never asks; reaching this is a bug, not a client's mistake.
+            raise RuntimeError("the page was read as JSON for another selection")
         if self._edges is None:
             self._edges = [
                 self._make_edge(cursor, record)
@@ -165,12 +208,149 @@ class RowEdges(Sequence[Any]):
         return iter(self.edges())
 
 
+class EdgesJson(Sequence[Any]):
+    """A list of edges already written as JSON by the database. `dumps`
+    writes the text as it is; anything else that reads the result (tests,
+    an extension) sees the parsed edges."""
+
+    __slots__ = ("_parsed", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._parsed: list[Any] | None = None
+
+    def parsed(self) -> list[Any]:
+        if self._parsed is None:
+            self._parsed = orjson.loads(self.text)
+        return self._parsed
+
+    def __len__(self) -> int:
+        return len(self.parsed())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.parsed()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EdgesJson):
+            return self.parsed() == other.parsed()
+        return isinstance(other, list) and self.parsed() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EdgesJson({len(self.text)} characters)"
+
+    @staticmethod
+    def of(node_key: str, nodes: Sequence[str]) -> EdgesJson:
+        if not nodes:
+            return EdgesJson("[]")
+        # node_key is a GraphQL name: letters, digits and _, nothing to escape.
+        opening = '{"' + node_key + '":'
+        return EdgesJson("[" + opening + ("}," + opening).join(nodes) + "}]")
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, EdgesJson):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(data: Any) -> bytes:
+    """A GraphQL result as JSON bytes (orjson), edges written by the
+    database spliced in unparsed. Raises TypeError for what orjson refuses
+    (an integer beyond 64 bits, a key that is not a string)."""
+    return orjson.dumps(data, default=_as_json)
+
+
+def _as_parsed(value: Any) -> Any:
+    if isinstance(value, EdgesJson):
+        return value.parsed()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps_slowly(data: Any) -> str:
+    """The same with the standard library, for what orjson refuses."""
+    return json.dumps(data, separators=(",", ":"), default=_as_parsed)
+
+
+# The execution in progress in this task: resolvers plan their SQL with it
+# (`node_fields`). A weak reference, so a finished execution is not kept.
+_EXECUTION: ContextVar[Callable[[], Any]] = ContextVar(
+    "soars_execution", default=lambda: None
+)
+
+
+def node_fields(info: Any) -> NodeFields | None:
+    """For a connection field's resolver: the plain scalar fields every edge
+    asks of its node, if that is all the edges ask for (no cursor, no
+    resolver, no `__typename`, one `edges` and one `node`); None otherwise."""
+    execution = _EXECUTION.get()()
+    if not isinstance(execution, PlainFieldExecutionContext):
+        return None
+    return execution.node_fields_at(info.path)
+
+
 # How an edge's field is answered from a RowEdges: its cursor, or its node's
 # plain scalar fields (response name, plan) read from the record.
 _EdgePlan = list[tuple[str, list[tuple[str, _Plan]] | None]]
 
 
 class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Object fields executed through graphql-core, by id of their path
+        # (kept alive beside it): what `node_fields_at` plans from.
+        self._object_fields: dict[int, tuple[Path, GraphQLObjectType, Any]] = {}
+        _EXECUTION.set(weakref.ref(self))
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        if field_details_list[0].node.selection_set is not None:
+            self._object_fields[id(path)] = (path, parent_type, field_details_list)
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+
+    def node_fields_at(self, path: Path) -> NodeFields | None:
+        """`node_fields` for the connection field being resolved at `path`.
+        Planned with the same collected fields and plans the execution of
+        its edges then uses (both are memoized), so the two agree."""
+        entry = self._object_fields.get(id(path))
+        if entry is None or entry[0] is not path:
+            return None
+        _path, parent_type, details = entry
+        field = parent_type.fields.get(details[0].node.name.value)
+        connection_type = _unwrap(field.type)[0] if field is not None else None
+        if not isinstance(connection_type, GraphQLObjectType):
+            return None
+        collected = self.collect_subfields(connection_type, details)
+        if collected.new_defer_usages:
+            return None
+        found: NodeFields | None = None
+        for edge_details in collected.grouped_field_set.values():
+            name = edge_details[0].node.name.value
+            plan = self._plan(connection_type, name)
+            if name != "edges":
+                continue
+            if found is not None or plan is None or len(plan) != 3 or not plan[2]:
+                return None  # edges asked for twice, or not a list of objects
+            edge_type = cast(_ObjectPlan, plan)[0]
+            edge_collected = self.collect_subfields(edge_type, edge_details)
+            if edge_collected.new_defer_usages:
+                return None
+            edge_plan = self._edge_plan(edge_type, edge_collected.grouped_field_set)
+            if edge_plan is None or len(edge_plan) != 1 or edge_plan[0][1] is None:
+                return None  # a cursor, or node asked for under two names
+            node_key, scalars = edge_plan[0]
+            found = NodeFields(node_key, _node_fields(cast(list, scalars)))
+        return found
+
     def _plan(
         self, parent_type: GraphQLObjectType, field_name: str
     ) -> _Plan | _ObjectPlan | None:
@@ -206,7 +386,7 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
             scalars = [
                 (name, cast(_Plan, plan))
                 for name, _details, plan in plans
-                if plan is not None and len(plan) == 5
+                if plan is not None and len(plan) == 6
             ]
             entry = (grouped_field_set, plans, scalars)
             if len(scalars) != len(plans):
@@ -333,7 +513,7 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         set_plan, _scalars = self._set_plan(edge_type, grouped)
         edge_plan: _EdgePlan = []
         for response_name, field_details_list, plan in set_plan:
-            if plan is not None and len(plan) == 5 and plan[1] == "cursor":
+            if plan is not None and len(plan) == 6 and plan[1] == "cursor":
                 edge_plan.append((response_name, None))
                 continue
             if plan is None or len(plan) != 3 or plan[1] != "node" or plan[2]:
@@ -356,6 +536,16 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """The edges' results straight from the records, or Undefined for
         the object path (which also words any error)."""
         edge_plan = self._edge_plan(edge_type, grouped)
+        if edges.json is not None:
+            if (
+                edge_plan is None
+                or len(edge_plan) != 1
+                or edge_plan[0][1] is None
+                or edges.json_for
+                != NodeFields(edge_plan[0][0], _node_fields(edge_plan[0][1]))
+            ):
+                edges.edges()  # raises: planned for another selection
+            return EdgesJson.of(edge_plan[0][0], edges.json)  # type: ignore[index]
         if edge_plan is None:
             return Undefined
         answers: list[list[Any]] = []
@@ -382,7 +572,7 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         result: dict[str, Any] = {}
         try:
             for response_name, plan in scalars:
-                serialize, name, nullable, is_list, _items_nullable = plan
+                serialize, name, nullable, is_list, _items_nullable, _leaf = plan
                 value = getattr(source, name, Undefined)
                 if is_list or value is Undefined or callable(value):
                     value = serialized(plan, source)
@@ -414,8 +604,21 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return _serialized_value(plan, value)
 
 
+def _node_fields(
+    scalars: list[tuple[str, _Plan]],
+) -> tuple[tuple[str, str, str], ...]:
+    """Each field's response name, attribute and GraphQL type: its leaf
+    type's name, in brackets for a list, with ! where null is refused."""
+    fields = []
+    for response_name, plan in scalars:
+        _serialize, name, nullable, is_list, items_nullable, leaf = plan
+        type_name = leaf if not is_list else f"[{leaf}{'' if items_nullable else '!'}]"
+        fields.append((response_name, name, type_name + ("" if nullable else "!")))
+    return tuple(fields)
+
+
 def _serialized_value(plan: _Plan, value: Any) -> Any:
-    serialize, _name, nullable, is_list, items_nullable = plan
+    serialize, _name, nullable, is_list, items_nullable, _leaf = plan
     if value is None:
         # A null where the type forbids it is an error: graphql-core's
         # path reports it properly.
@@ -462,7 +665,7 @@ def _nodes_from_rows(
 
 
 def _serialized_column(plan: _Plan, values: list[Any]) -> Any:
-    serialize, _name, _nullable, is_list, _items_nullable = plan
+    serialize, _name, _nullable, is_list, _items_nullable, _leaf = plan
     if _unchanged(plan, values):
         return values
     if not is_list and None not in values:
@@ -475,7 +678,7 @@ def _unchanged(plan: _Plan, values: list[Any]) -> bool:
     """Whether the plan's serializer would return each value (each item of
     a list) as it is, nulls allowed where the type allows them: checked a
     column at a time, without calling it per value."""
-    serialize, _name, nullable, is_list, items_nullable = plan
+    serialize, _name, nullable, is_list, items_nullable, _leaf = plan
     # Only `_fast`'s own functions are in the table (and can be weak keys).
     exact = _UNCHANGED.get(serialize) if isinstance(serialize, FunctionType) else None
     if exact is None:

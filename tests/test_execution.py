@@ -251,6 +251,28 @@ CCI_ROWS = [
         "0",
         "NONREGISTERED",
     ),
+    (
+        # what JSON escapes: controls, quotes, backslashes; and what it
+        # need not: DEL, U+2028, a slash
+        "1000000005",
+        "Tab\there\nnew\u2028line\x1f\x7f\x08\x0c\r",
+        '</script>\\u0000 "q" é',
+        "2003-03-03",
+        "X",
+        "19647330100000",
+        "AA",
+        "Y",
+        "Y",
+        "Y",
+        "0",
+        "0",
+        "0",
+        "4",
+        "4",
+        "Y",
+        "3",
+        "NONE",
+    ),
 ]
 LTEL_ROWS = [
     # ssid, last, first, birth, school, grade, years, elpac now/-1/-2, sbac -1,
