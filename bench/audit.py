@@ -43,6 +43,7 @@ from bench.common import (
     Service,
     Stats,
     bench_database,
+    body_of,
     load_statewide,
 )
 from db.pool import SERVER_SETTINGS
@@ -398,6 +399,6 @@ async def _graphql_latency(service: Service, students: list[str]) -> list[float]
                 headers=headers,
             )
             samples.append((time.perf_counter() - began) * 1000)
-            body = response.json()
+            body = body_of(response)
             assert "errors" not in body, body
     return samples

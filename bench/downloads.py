@@ -32,7 +32,16 @@ import asyncpg
 import httpx
 
 from auth.dev import DevIssuer
-from bench.common import LAUSD, REPO, BenchContext, Row, Stats, free_port, sample_file
+from bench.common import (
+    LAUSD,
+    REPO,
+    BenchContext,
+    Row,
+    Stats,
+    body_of,
+    free_port,
+    sample_file,
+)
 from db.downloads import copy_sql
 from db.pool import SERVER_SETTINGS
 from db.releases import create_release, load_release_file, publish
@@ -195,7 +204,7 @@ async def _download(http: httpx.AsyncClient, report_gid: str) -> Transfer:
     reply = await http.post(
         "/graphql", json={"query": CREATE, "variables": {"report": report_gid}}
     )
-    body = reply.json()
+    body = body_of(reply)
     assert "errors" not in body, body
     download = body["data"]["createDownloadToken"]["token"]
 

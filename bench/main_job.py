@@ -17,6 +17,7 @@ from bench.common import (
     BenchContext,
     Row,
     Stats,
+    body_of,
     load_against_raw_copy,
     sample_file,
 )
@@ -108,7 +109,7 @@ async def bench_page(ctx: BenchContext) -> None:
         )
         [gid] = [
             e["node"]["id"]
-            for e in reports.json()["data"]["reports"]["edges"]
+            for e in body_of(reports)["data"]["reports"]["edges"]
             if e["node"]["organization"]["cdsCode"] == LAUSD
         ][-1:]
         product = []
@@ -121,7 +122,7 @@ async def bench_page(ctx: BenchContext) -> None:
                 headers=headers,
             )
             product.append((time.perf_counter() - began) * 1000)
-            body = response.json()
+            body = body_of(response)
             assert "errors" not in body, body
             after = body["data"]["report"]["students"]["pageInfo"]["endCursor"]
             if after is None:

@@ -20,6 +20,7 @@ from bench.common import (
     BenchContext,
     Row,
     Stats,
+    body_of,
     cde_data,
     load_against_raw_copy,
 )
@@ -110,7 +111,7 @@ async def bench_cci_level_page(ctx: BenchContext) -> None:
         )
         [gid] = [
             e["node"]["id"]
-            for e in reports.json()["data"]["reports"]["edges"]
+            for e in body_of(reports)["data"]["reports"]["edges"]
             if e["node"]["organization"]["cdsCode"] == LAUSD
         ][-1:]
 
@@ -131,7 +132,7 @@ async def bench_cci_level_page(ctx: BenchContext) -> None:
                     headers=headers,
                 )
                 timings[query].append((time.perf_counter() - began) * 1000)
-                body = response.json()
+                body = body_of(response)
                 assert "errors" not in body, body
                 cursors[query] = body["data"]["report"]["students"]["pageInfo"][
                     "endCursor"

@@ -26,7 +26,7 @@ import httpx
 
 from audit.tags import Action, ActorKind, Outcome, Purpose
 from audit.writer import Actor, Origin, record
-from bench.common import LAUSD, REPO, BenchContext, Row, Stats, free_port
+from bench.common import LAUSD, REPO, BenchContext, Row, Stats, body_of, free_port
 from db.pool import SERVER_SETTINGS
 
 WRITERS = 16
@@ -275,7 +275,7 @@ async def _pages_per_second(
             )
             if latencies is not None:
                 latencies.append((time.perf_counter() - began) * 1000)
-            body = response.json()
+            body = body_of(response)
             assert "errors" not in body, body
             after = body["data"]["report"]["students"]["pageInfo"]["endCursor"]
 
