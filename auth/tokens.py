@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,6 +102,10 @@ ACCEPTED_TYPES: Final = frozenset(
 #: Bounds on what we parse before any signature is checked: a bearer token
 #: larger than this is refused without decoding, and so is a JWKS document.
 MAX_TOKEN_CHARS: Final = 16 * 1024
+# Verified tokens kept, most recently used first (TokenVerifier): one per
+# active client. Only tokens the issuer signed get in, so a stranger cannot
+# fill it; at most 16 MB of tokens and usually a few hundred kB.
+SIGNED_TOKENS_KEPT: Final = 1024
 MAX_JWKS_BYTES: Final = 256 * 1024
 
 #: Upper bound on one JWKS request, whatever the caller's client allows:
@@ -394,6 +399,10 @@ class TokenVerifier:
         self._leeway = leeway
         self._algorithms = frozenset(algorithms)
         self._registry = _signature_registry(self._algorithms)
+        # Tokens whose signature checked out, with the key that checked it:
+        # a client sends the same token with every request, and verifying
+        # an ES256 or RS256 signature costs more than the rest of a check.
+        self._signed: OrderedDict[str, tuple[Key, dict[str, Any]]] = OrderedDict()
 
     @property
     def jwks(self) -> JWKSCache:
@@ -410,10 +419,25 @@ class TokenVerifier:
         self._check_header(header)
 
         key = await self._jwks.key_for(header.get("kid"))
-        payload = self._verify_signature(token, key)
+        payload = self._signed_payload(token, key)
 
         self._validate_claims(payload)
         return _claims_from(payload)
+
+    def _signed_payload(self, token: str, key: Key) -> dict[str, Any]:
+        """The payload of a token whose signature `key` verifies. A token
+        seen before is not verified again if the key set still holds the
+        very key that verified it: the same bytes and the same key give the
+        same answer. Its header and claims are still checked every time."""
+        known = self._signed.get(token)
+        if known is not None and known[0] is key:
+            self._signed.move_to_end(token)
+            return known[1]
+        payload = self._verify_signature(token, key)
+        self._signed[token] = (key, payload)
+        if len(self._signed) > SIGNED_TOKENS_KEPT:
+            self._signed.popitem(last=False)
+        return payload
 
     def _check_header(self, header: Mapping[str, Any]) -> None:
         # Checked before any key lookup, so that tokens which can never pass

@@ -832,6 +832,52 @@ class TestJWKSCache:
         )
         assert server.hits <= 2
 
+    # A token verified once is not verified again while the key set still
+    # holds the key that verified it (TokenVerifier._signed_payload).
+
+    @pytest.mark.asyncio
+    async def test_a_token_verified_before_still_expires(
+        self, cache: JWKSCache, keys: Keys
+    ) -> None:
+        strict = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=cache, leeway=0)
+        seen = token(keys.ec256, "ES256", payload=claims(exp=_now() + 1))
+        assert (await strict.verify(seen)).subject == SUBJECT
+        await asyncio.sleep(2.1)
+
+        error = await rejection(strict, seen)
+
+        assert error.reason is TokenFailure.EXPIRED
+
+    @pytest.mark.asyncio
+    async def test_a_token_verified_before_is_checked_against_a_new_key_of_its_kid(
+        self, verifier: TokenVerifier, server: JWKSServer, keys: Keys, clock: FakeClock
+    ) -> None:
+        old = ECKey.generate_key("P-256", parameters={"kid": "ec-rotating"})
+        server.publish(jwks_of(*keys.published(), old))
+        seen = token(old, "ES256")
+        await verifier.verify(seen)
+        new = ECKey.generate_key("P-256", parameters={"kid": "ec-rotating"})
+        server.publish(jwks_of(*keys.published(), new))
+        clock.advance(300)
+
+        error = await rejection(verifier, seen)
+
+        assert error.reason is TokenFailure.BAD_SIGNATURE
+
+    @pytest.mark.asyncio
+    async def test_a_verified_tokens_signature_proves_nothing_for_other_claims(
+        self, verifier: TokenVerifier, keys: Keys
+    ) -> None:
+        seen = token(keys.ec256, "ES256")
+        await verifier.verify(seen)
+        header, _, signature = seen.split(".")
+        other = f"{header}.{b64json(claims(sub='someone-else'))}.{signature}"
+
+        error = await rejection(verifier, other)
+
+        assert error.reason is TokenFailure.BAD_SIGNATURE
+        assert (await verifier.verify(seen)).subject == SUBJECT
+
     @pytest.mark.asyncio
     async def test_a_key_the_issuer_withdraws_stops_working(
         self, verifier: TokenVerifier, server: JWKSServer, keys: Keys, clock: FakeClock
