@@ -162,6 +162,7 @@ _GRAPHQL_TYPES = {
     Kind.LEVEL: "Int",
 }
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+_IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
 # A node of more fields than this (aliases of aliases) is answered in Python.
 JSON_FIELDS_MAX = 100
 
@@ -193,7 +194,13 @@ def student_page_json_sql(
     refusing_null: list[str] = []
     for response_name, column, graphql_type, enum in fields:
         field = by_name.get(column)
-        if field is None or not _GRAPHQL_NAME.fullmatch(response_name):
+        if (
+            field is None
+            or not _GRAPHQL_NAME.fullmatch(response_name)
+            # PostgreSQL would cut a longer name to 63 bytes: the key written
+            # would not be the one asked for.
+            or len(response_name) > _IDENTIFIER_MAX
+        ):
             return None
         refuses_null = graphql_type.endswith("!")
         leaf = graphql_type.removesuffix("!")

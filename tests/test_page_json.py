@@ -166,6 +166,8 @@ TYPED_QUERIES = [
     "{ cci { edges { node { __typename ssid } } } }",
     "{ cci { edges { node { ssid } } e: edges { node { lastName } } } }",
     "{ cci { edges { a: node { ssid } b: node { lastName } } } }",
+    # a name longer than PostgreSQL's identifiers (63 bytes)
+    "{ cci { edges { node { " + "n" * 64 + ": ssid } } } }",
 ]
 
 
@@ -182,12 +184,13 @@ async def test_other_selections_are_answered_from_typed_records(
 
 
 def test_only_names_and_columns_it_knows_become_sql() -> None:
-    plain = (("ssid", "ssid", "String!", ()),)
+    plain = (("ssid", "ssid", "String!", ()), ("n" * 63, "gender", "String!", ()))
     assert student_page_json_sql("cci-2023", plain) is not None
     # a response name that is not a GraphQL name, a column of no layout, a
     # type the column is not answered as, an enum value that would need quoting
     for fields in [
         (("ss'id", "ssid", "String!", ()),),
+        (("n" * 64, "ssid", "String!", ()),),
         (("x", "no_such_column", "String!", ()),),
         (("x", "birth_date", "String!", ()),),
         (("x", "pre_apprenticeship", "Kind", (("it's", "IT"),)),),
