@@ -163,6 +163,9 @@ _GRAPHQL_TYPES = {
 }
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 _IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
+# The node's row. Unqualified in row_to_json, a column of the same name would
+# win over the row: the name has a space, which no GraphQL name has.
+_NODE = '"node row"'
 # A node of more fields than this (aliases of aliases) is answered in Python.
 JSON_FIELDS_MAX = 100
 
@@ -218,13 +221,13 @@ def student_page_json_sql(
             return None
         selected.append(f'{expression} as "{response_name}"')
         if refuses_null:
-            refusing_null.append(f'j."{response_name}"')
+            refusing_null.append(f'{_NODE}."{response_name}"')
     complete = f"num_nulls({', '.join(refusing_null)}) = 0" if refusing_null else "true"
     return f"""
-        select s.ssid, row_to_json(j)::text as node, {complete} as complete
+        select s.ssid, row_to_json({_NODE})::text as node, {complete} as complete
         from ({_page_rows(layout_name)}
         ) s
-        cross join lateral (select {", ".join(selected)}) j
+        cross join lateral (select {", ".join(selected)}) {_NODE}
         order by s.ssid
     """
 

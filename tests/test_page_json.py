@@ -141,6 +141,9 @@ JSON_QUERIES = [
     "{ cci { edges { ...E } } } fragment E on CciStudentEdge { node { lastName } }",
     # every field skipped: one empty object per edge
     "{ cci { edges { node { ssid @include(if: false) gender @skip(if: true) } } } }",
+    # names of the SQL around the node's row
+    "{ cci { edges { node { j: ssid s: gender node: lastName complete: graduated "
+    "row_to_json: birthDate } } } }",
     # other fields of the connection beside the edges
     "{ cci { pageInfo { endCursor } edges { node { ssid } } totalCount } }",
 ]
