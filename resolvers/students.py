@@ -251,13 +251,15 @@ async def _read_page(
 
 
 _READ_WITH = {"cci": "students", "ltel": "ltelStudents"}
+_ARTICLE = {"cci": "a", "ltel": "an"}  # a CCI report, an LTEL report
 
 
 def _check_report_type(report: t.Report, report_type: str) -> None:
     actual = report.release.report_type.value
     if actual != report_type:
         raise WrongReportType(
-            f"This is a {actual.upper()} report (layout {report.release.layout}); "
+            f"This is {_ARTICLE[actual]} {actual.upper()} report (layout "
+            f"{report.release.layout}); "
             f"its students are read with '{_READ_WITH[actual]}'.",
             reportType=actual.upper(),
             field=_READ_WITH[actual],

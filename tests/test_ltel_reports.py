@@ -231,6 +231,7 @@ async def test_an_ltel_report_is_not_read_as_a_cci_one(
 
     [error] = body["errors"]
     assert error["extensions"]["code"] == "WRONG_REPORT_TYPE"
+    assert error["message"].startswith("This is an LTEL report (layout ltel-2019)")
     assert "ltelStudents" in error["message"]
 
 
