@@ -171,8 +171,14 @@ async def _statewide_in_one_report(owner: asyncpg.Connection, lausd_report: int)
                 fields[column] = school
                 write.write(",".join(fields))
         partial.rename(target)
+    # Filed under 2020 (the same layout; the state published no CCI that
+    # year): only one release of a type and year can be live, and the
+    # statewide 2019 release the other steps read is.
     release = await create_release(
-        owner, report_type="cci", year=2019, label="CCI 2019, whole state (bench)"
+        owner,
+        report_type="cci",
+        year=2020,
+        label="CCI 2019 students as one statewide report (bench)",
     )
     await load_release_file(owner, release, target)
     await publish(owner, release, date.today() + timedelta(days=30))
