@@ -26,7 +26,17 @@ import httpx
 
 from audit.tags import Action, ActorKind, Outcome, Purpose
 from audit.writer import Actor, Origin, record
-from bench.common import LAUSD, REPO, BenchContext, Row, Stats, body_of, free_port
+from bench.common import (
+    LAUSD,
+    REPO,
+    BenchContext,
+    BenchDatabase,
+    Row,
+    Service,
+    Stats,
+    body_of,
+    free_port,
+)
 from db.pool import SERVER_SETTINGS
 
 WRITERS = 16
@@ -202,22 +212,24 @@ query($id: ID!, $after: String) {
 """
 
 
-def _start_replicas(
-    ctx: BenchContext, count: int, folder: Path
+def start_replicas(
+    db: BenchDatabase, service: Service, count: int, folder: Path
 ) -> list[tuple[str, subprocess.Popen[bytes]]]:
+    """`count` processes of `soars serve` on `db`, as the service runs in
+    production; tokens are those of the bench's in-process `service`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOARS_")}
     env.update(
         SOARS_MODE="development",
         SOARS_HOST="127.0.0.1",
-        SOARS_DATABASE_URL=ctx.db.owner_dsn,
-        SOARS_RUNTIME_DATABASE_URL=ctx.db.runtime_dsn,
+        SOARS_DATABASE_URL=db.owner_dsn,
+        SOARS_RUNTIME_DATABASE_URL=db.runtime_dsn,
         SOARS_SECRET_KEY=secrets.token_urlsafe(48),
         SOARS_GRAPHIQL="false",
         SOARS_POOL_MAX="8",
         # The development issuer of the bench's own service signs the
         # tokens; its keys are served by that service.
-        SOARS_OIDC_ISSUER=ctx.service.settings.dev_issuer,
-        SOARS_OIDC_JWKS_URL=ctx.service.settings.dev_issuer + "/.well-known/jwks.json",
+        SOARS_OIDC_ISSUER=service.settings.dev_issuer,
+        SOARS_OIDC_JWKS_URL=service.settings.dev_issuer + "/.well-known/jwks.json",
     )
     started = []
     for number in range(count):
@@ -356,7 +368,9 @@ async def bench_replicas(ctx: BenchContext) -> None:
 
     with tempfile.TemporaryDirectory(prefix="soars-bench-replicas-") as folder:
         for count in (1, 2):
-            running = _start_replicas(ctx, count, Path(folder) / str(count))
+            running = start_replicas(
+                ctx.db, ctx.service, count, Path(folder) / str(count)
+            )
             latencies: list[float] = []
             try:
                 urls = [url for url, _ in running]
