@@ -100,12 +100,6 @@ def _typed(field: Field) -> str:
     return column if expression is None else expression.format(c=column)
 
 
-def _typed_column(field: Field) -> str:
-    if field.kind not in _TYPED:
-        return f's."{field.name}"'
-    return f'{_typed(field)} as "{field.name}"'
-
-
 def _page_rows(layout_name: str) -> str:
     """The page's rows as stored: $3 report, after ssid $4, $5 rows at most."""
     layout = LAYOUTS[layout_name]
@@ -134,7 +128,9 @@ def student_page_sql(layout_name: str) -> str:
     flags, integers for counts and levels (null for an empty level), the
     student groups as a list of text.
     """
-    typed = ", ".join(_typed_column(field) for field in LAYOUTS[layout_name].fields)
+    typed = ", ".join(
+        f'{_typed(field)} as "{field.name}"' for field in LAYOUTS[layout_name].fields
+    )
     # Typed after the limit: when PostgreSQL sorts the report's remaining
     # rows rather than read them in index order (it does without statistics),
     # it would otherwise convert every one of them, not just the page's.

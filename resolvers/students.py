@@ -54,34 +54,20 @@ async def student_page(
     purpose: Purpose,
     detail: str | None,
 ) -> t.StudentConnection:
-    rows, limit, scope, json_for = await _read_page(
+    layout = report.release.layout
+    edges, page_info = await _edges(
         info,
         report,
         "cci",
         convert.CCI_CONVERSIONS,
+        lambda row: convert.cci_student(row, layout),
         first=first,
         after=after,
         purpose=purpose,
         detail=detail,
     )
-    ctx = context_of(info)
-    layout = report.release.layout
-    page = rows[:limit]
-    end_cursor, cursors = _cursors(ctx, scope, page)
-    edges = RowEdges(
-        cursors,
-        page,
-        lambda cursor, row: t.Edge(
-            cursor=cursor, node=convert.cci_student(row, layout)
-        ),
-        convert.CCI_CONVERSIONS,
-        json=_nodes(page, json_for),
-        json_for=json_for,
-    )
     return t.StudentConnection(
-        edges=edges,
-        page_info=t.PageInfo(has_next_page=len(rows) > limit, end_cursor=end_cursor),
-        total_count=report.student_count,
+        edges=edges, page_info=page_info, total_count=report.student_count
     )
 
 
@@ -94,38 +80,55 @@ async def ltel_student_page(
     purpose: Purpose,
     detail: str | None,
 ) -> t.LtelStudentConnection:
-    rows, limit, scope, json_for = await _read_page(
+    edges, page_info = await _edges(
         info,
         report,
         "ltel",
         convert.LTEL_CONVERSIONS,
+        convert.ltel_student,
         first=first,
         after=after,
         purpose=purpose,
         detail=detail,
     )
-    ctx = context_of(info)
+    return t.LtelStudentConnection(
+        edges=edges, page_info=page_info, total_count=report.student_count
+    )
+
+
+async def _edges(
+    info: Any,
+    report: t.Report,
+    report_type: str,
+    conversions: Mapping[str, Callable[[Any], Any]],
+    make_node: Callable[[asyncpg.Record], Any],
+    *,
+    first: int,
+    after: str | None,
+    purpose: Purpose,
+    detail: str | None,
+) -> tuple[RowEdges, t.PageInfo]:
+    """A page's edges (read and recorded by `_read_page`) and its page info."""
+    rows, limit, scope, json_for = await _read_page(
+        info,
+        report,
+        report_type,
+        conversions,
+        first=first,
+        after=after,
+        purpose=purpose,
+        detail=detail,
+    )
     page = rows[:limit]
-    end_cursor, cursors = _cursors(ctx, scope, page)
+    end_cursor, cursors = _cursors(context_of(info), scope, page)
     edges = RowEdges(
         cursors,
         page,
-        lambda cursor, row: t.Edge(cursor=cursor, node=convert.ltel_student(row)),
-        convert.LTEL_CONVERSIONS,
-        json=_nodes(page, json_for),
+        lambda cursor, row: t.Edge(cursor=cursor, node=make_node(row)),
+        conversions,
         json_for=json_for,
     )
-    return t.LtelStudentConnection(
-        edges=edges,
-        page_info=t.PageInfo(has_next_page=len(rows) > limit, end_cursor=end_cursor),
-        total_count=report.student_count,
-    )
-
-
-def _nodes(
-    page: Sequence[asyncpg.Record], json_for: NodeFields | None
-) -> list[str] | None:
-    return None if json_for is None else [row["node"] for row in page]
+    return edges, t.PageInfo(has_next_page=len(rows) > limit, end_cursor=end_cursor)
 
 
 def _json_sql(

@@ -34,7 +34,7 @@ above, so the answer and its errors are the same either way.
 
 When the edges ask for nothing but their node's plain scalar fields (no
 cursor), the page's resolver can have PostgreSQL write each node's JSON
-instead (`node_fields`, then `RowEdges(..., json=...)`): the fields come from
+instead (`node_fields`, then `RowEdges(..., json_for=...)`): the fields come from
 this context's own plans, so the SQL writes exactly the keys, in exactly the
 order, that the records would have given, and the edges reach the response
 as one `EdgesJson` that `dumps` splices in unparsed.
@@ -158,9 +158,10 @@ class RowEdges(Sequence[Any]):
     where given; `make_edge` builds the same edge as an object, done only
     when the general path needs them.
 
-    With `json`, the database wrote each node's JSON for `json_for` (from
-    `node_fields`) and the records hold no columns to make objects from;
-    the execution context splices the JSON in as it is."""
+    With `json_for` (from `node_fields`), each record's `node` is that
+    node's JSON, written by the database for that selection, and the
+    records hold no columns to make objects from: the execution context
+    splices the JSON in as it is."""
 
     def __init__(
         self,
@@ -169,12 +170,10 @@ class RowEdges(Sequence[Any]):
         make_edge: Callable[[str, Mapping[str, Any]], Any],
         conversions: Mapping[str, Callable[[Any], Any]],
         *,
-        json: Sequence[str] | None = None,
         json_for: NodeFields | None = None,
     ) -> None:
         self.records = records
         self.conversions = conversions
-        self.json = json
         self.json_for = json_for
         self._seal = seal
         self._make_edge = make_edge
@@ -187,7 +186,7 @@ class RowEdges(Sequence[Any]):
         return self._cursors
 
     def edges(self) -> list[Any]:
-        if self.json is not None:
+        if self.json_for is not None:
             # node_fields planned this selection, so the execution context
             # never asks; reaching this is a bug, not a client's mistake.
             raise RuntimeError("the page was read as JSON for another selection")
@@ -335,20 +334,20 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         found: NodeFields | None = None
         for edge_details in collected.grouped_field_set.values():
             name = edge_details[0].node.name.value
-            plan = self._plan(connection_type, name)
             if name != "edges":
                 continue
+            plan = self._plan(connection_type, name)
             if found is not None or plan is None or len(plan) != 3 or not plan[2]:
                 return None  # edges asked for twice, or not a list of objects
             edge_type = cast(_ObjectPlan, plan)[0]
             edge_collected = self.collect_subfields(edge_type, edge_details)
             if edge_collected.new_defer_usages:
                 return None
-            edge_plan = self._edge_plan(edge_type, edge_collected.grouped_field_set)
-            if edge_plan is None or len(edge_plan) != 1 or edge_plan[0][1] is None:
+            found = _node_fields(
+                self._edge_plan(edge_type, edge_collected.grouped_field_set)
+            )
+            if found is None:
                 return None  # a cursor, or node asked for under two names
-            node_key, scalars = edge_plan[0]
-            found = NodeFields(node_key, _node_fields(cast(list, scalars)))
         return found
 
     def _plan(
@@ -536,16 +535,11 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """The edges' results straight from the records, or Undefined for
         the object path (which also words any error)."""
         edge_plan = self._edge_plan(edge_type, grouped)
-        if edges.json is not None:
-            if (
-                edge_plan is None
-                or len(edge_plan) != 1
-                or edge_plan[0][1] is None
-                or edges.json_for
-                != NodeFields(edge_plan[0][0], _node_fields(edge_plan[0][1]))
-            ):
+        if edges.json_for is not None:
+            if _node_fields(edge_plan) != edges.json_for:
                 edges.edges()  # raises: planned for another selection
-            return EdgesJson.of(edge_plan[0][0], edges.json)  # type: ignore[index]
+            nodes = [record["node"] for record in edges.records]
+            return EdgesJson.of(edges.json_for.node_key, nodes)
         if edge_plan is None:
             return Undefined
         answers: list[list[Any]] = []
@@ -604,17 +598,21 @@ class PlainFieldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return _serialized_value(plan, value)
 
 
-def _node_fields(
-    scalars: list[tuple[str, _Plan]],
-) -> tuple[tuple[str, str, str], ...]:
-    """Each field's response name, attribute and GraphQL type: its leaf
-    type's name, in brackets for a list, with ! where null is refused."""
+def _node_fields(edge_plan: _EdgePlan | None) -> NodeFields | None:
+    """What an edge asks, if only one node's plain scalar fields: each
+    field's response name, attribute and GraphQL type (its leaf type's name,
+    in brackets for a list, with ! where null is refused)."""
+    if edge_plan is None or len(edge_plan) != 1:
+        return None
+    node_key, scalars = edge_plan[0]
+    if scalars is None:  # the edge's cursor
+        return None
     fields = []
     for response_name, plan in scalars:
         _serialize, name, nullable, is_list, items_nullable, leaf = plan
         type_name = leaf if not is_list else f"[{leaf}{'' if items_nullable else '!'}]"
         fields.append((response_name, name, type_name + ("" if nullable else "!")))
-    return tuple(fields)
+    return NodeFields(node_key, tuple(fields))
 
 
 def _serialized_value(plan: _Plan, value: Any) -> Any:

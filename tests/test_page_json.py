@@ -83,7 +83,6 @@ def _reader(owner: Any, layout: str, records: list[Any], used: list[bool]) -> Re
             rows,
             lambda cursor, row: None,
             conversions,
-            json=[row["node"] for row in rows],
             json_for=selection,
         )
 
